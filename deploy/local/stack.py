@@ -1,0 +1,507 @@
+"""The native local stack: a real Kafka broker and the BigQuery emulator as local processes.
+
+For machines without Docker, and for the test suite. ``make run`` uses it through honcho
+(``deploy/local/Procfile``); tests start the same commands as subprocesses. Subcommands:
+
+    python -m deploy.local.stack setup      fetch jars (Maven), place DuckDB extensions
+    python -m deploy.local.stack kafka      run the broker in the foreground (formats on first run)
+    python -m deploy.local.stack bigquery   run the BigQuery emulator in the foreground
+    python -m deploy.local.stack wait       wait until both answer, then exit
+    python -m deploy.local.stack watch      wait, report ready, then report changes in health
+
+Every problem a user can fix (no Java, a port in use, a corrupt state folder) ends the command
+with one line saying what is wrong and what to do, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import logging
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
+
+import httpx
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from shared.settings import PROJECT_ROOT, Settings
+
+MAVEN_DIR = PROJECT_ROOT / "deploy" / "local" / "maven"
+KAFKA_LOG4J_CONFIG = PROJECT_ROOT / "deploy" / "local" / "kafka" / "log4j2.properties"
+DUCKDB_EXTENSIONS = ("spatial", "avro")
+EXIT_USER_ERROR = 2
+
+
+class StackError(Exception):
+    """A problem the user can fix; its message says what is wrong and what to do."""
+
+
+# --- paths -----------------------------------------------------------------------------------
+
+
+def kafka_jars_dir(settings: Settings) -> Path:
+    return settings.cache_dir / "jars" / "kafka-broker"
+
+
+def spark_kafka_jars_dir(settings: Settings) -> Path:
+    return settings.cache_dir / "jars" / "spark-kafka"
+
+
+def kafka_data_dir(settings: Settings) -> Path:
+    return settings.state_dir / "kafka"
+
+
+def bigquery_data_dir(settings: Settings) -> Path:
+    return settings.state_dir / "bigquery"
+
+
+def bigquery_home_dir(settings: Settings) -> Path:
+    """A HOME of the emulator's own, so that its DuckDB extensions stay inside the project."""
+    return settings.state_dir / "bigquery-home"
+
+
+def spark_kafka_jars(settings: Settings) -> list[Path]:
+    """The jars Spark needs for its Kafka source, as fetched by ``setup``."""
+    jars = sorted(spark_kafka_jars_dir(settings).glob("*.jar"))
+    if not jars:
+        raise StackError(
+            f"the Spark Kafka connector jars are missing from {spark_kafka_jars_dir(settings)}; "
+            "run `make setup` (it needs network access to Maven Central once)"
+        )
+    return jars
+
+
+# --- setup -----------------------------------------------------------------------------------
+
+
+def require_command(name: str, purpose: str, install_hint: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise StackError(f"`{name}` was not found on PATH; {purpose}. {install_hint}")
+    return path
+
+
+def require_java() -> str:
+    return require_command(
+        "java",
+        "Java 17 or newer runs the local Kafka broker and Spark",
+        "Install it (Debian/Ubuntu: `apt-get install openjdk-17-jdk-headless`) and retry.",
+    )
+
+
+def _pom_fingerprint(pom: Path) -> str:
+    return hashlib.sha256(pom.read_bytes()).hexdigest()
+
+
+def _jar_artifact_name(jar_name: str) -> str:
+    """``kafka-clients-3.9.2.jar`` -> ``kafka-clients``."""
+    match = re.match(r"^(.*?)-\d[\w.\-]*\.jar$", jar_name)
+    return match.group(1) if match else jar_name.removesuffix(".jar")
+
+
+def fetch_maven_jars(pom: Path, destination: Path, skip_artifacts: Collection[str] = ()) -> None:
+    """Copy a pom's runtime dependencies into ``destination``, once per version of the pom.
+
+    A fingerprint of the pom next to the jars makes a re-run free and a pom change refetch.
+    ``skip_artifacts`` leaves out jars another classpath already provides.
+    """
+    stamp = destination / ".pom-sha256"
+    fingerprint = _pom_fingerprint(pom)
+    if stamp.exists() and stamp.read_text() == fingerprint:
+        return
+    maven = require_command(
+        "mvn",
+        "Maven fetches the Kafka broker and Spark connector jars from Maven Central",
+        "Install it (Debian/Ubuntu: `apt-get install maven`) and retry.",
+    )
+    staging = destination.with_name(destination.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    print(f"setup: fetching {pom.parent.name} jars from Maven Central ...", flush=True)
+    result = subprocess.run(
+        [
+            maven, "--batch-mode", "--quiet",
+            "--settings", str(MAVEN_DIR / "settings.xml"),
+            "--file", str(pom),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={staging}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        errors = [line for line in result.stdout.splitlines() if "[ERROR]" in line]
+        first_error = errors[0] if errors else result.stderr.strip()[:300]
+        raise StackError(
+            f"Maven could not fetch the jars of {pom}: {first_error} "
+            "(is Maven Central reachable?)"
+        )
+    for jar in staging.glob("*.jar"):
+        if _jar_artifact_name(jar.name) in skip_artifacts:
+            jar.unlink()
+    shutil.rmtree(destination, ignore_errors=True)
+    staging.rename(destination)
+    stamp.write_text(fingerprint)
+
+
+def pyspark_jar_artifacts() -> set[str]:
+    """Artifact names of the jars pyspark ships, which the connector must not duplicate."""
+    import pyspark
+
+    jars = Path(pyspark.__file__).parent / "jars"
+    return {_jar_artifact_name(jar.name) for jar in jars.glob("*.jar")}
+
+
+def duckdb_extensions_dir(settings: Settings) -> Path:
+    import duckdb
+
+    version = "v" + duckdb.__version__
+    return bigquery_home_dir(settings) / ".duckdb" / "extensions" / version / "linux_amd64"
+
+
+def place_duckdb_extensions(settings: Settings) -> None:
+    """Copy the extensions the emulator loads at start from their PyPI packages.
+
+    The emulator runs ``INSTALL spatial``, which would download; with the files in place
+    DuckDB finds them and needs no network.
+    """
+    import duckdb
+
+    target = duckdb_extensions_dir(settings)
+    target.mkdir(parents=True, exist_ok=True)
+    version = "v" + duckdb.__version__
+    for name in DUCKDB_EXTENSIONS:
+        package = __import__(f"duckdb_extension_{name}")
+        source = Path(package.__file__).parent / "extensions" / version / f"{name}.duckdb_extension"
+        if not source.exists():
+            raise StackError(
+                f"{source} is missing: duckdb-extension-{name} does not match duckdb "
+                f"{duckdb.__version__}; run `make setup` to reinstall the locked packages"
+            )
+        destination = target / source.name
+        if not destination.exists() or destination.stat().st_size != source.stat().st_size:
+            shutil.copyfile(source, destination)
+
+
+def setup(settings: Settings) -> None:
+    """Everything the local stack needs before it can run offline."""
+    require_java()
+    fetch_maven_jars(MAVEN_DIR / "kafka-broker" / "pom.xml", kafka_jars_dir(settings))
+    fetch_maven_jars(
+        MAVEN_DIR / "spark-kafka" / "pom.xml",
+        spark_kafka_jars_dir(settings),
+        skip_artifacts=pyspark_jar_artifacts(),
+    )
+    place_duckdb_extensions(settings)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    print(f"setup: done (jars in {settings.cache_dir}, state in {settings.state_dir})", flush=True)
+
+
+# --- checks before start ---------------------------------------------------------------------
+
+
+def require_free_port(host: str, port: int, setting: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise StackError(
+                f"port {port} on {host} is already in use ({setting}); stop what listens there "
+                f"(`ss -ltnp 'sport = :{port}'` shows it) or set {setting} to a free port"
+            ) from None
+
+
+def _read_properties(path: Path) -> dict[str, str]:
+    properties = {}
+    for line in path.read_text(errors="replace").splitlines():
+        if line.strip() and not line.lstrip().startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            properties[key.strip()] = value.strip()
+    return properties
+
+
+def kafka_storage_is_formatted(settings: Settings) -> bool:
+    """True for formatted storage, False for none; StackError for storage Kafka cannot use."""
+    data_dir = kafka_data_dir(settings)
+    if not data_dir.exists() or not any(data_dir.iterdir()):
+        return False
+    meta = data_dir / "meta.properties"
+    problem = None
+    if not meta.is_file():
+        problem = "it has files but no meta.properties"
+    else:
+        properties = _read_properties(meta)
+        if not properties.get("cluster.id") or properties.get("node.id") != "1":
+            problem = "its meta.properties has no cluster.id or a node.id other than 1"
+    if problem:
+        raise StackError(
+            f"the Kafka state folder {data_dir} is corrupt ({problem}); run `make clean-state` "
+            "to start again from empty state (this deletes local Kafka and BigQuery data)"
+        )
+    return True
+
+
+def check_bigquery_state(settings: Settings) -> None:
+    """Open the emulator's DuckDB file once, so that a corrupt file gets a clear message."""
+    import duckdb
+
+    database = bigquery_data_dir(settings) / "bqemulator.duckdb"
+    if not database.exists():
+        return
+    try:
+        duckdb.connect(str(database)).close()
+    except duckdb.Error as error:
+        reason = str(error).splitlines()[0]
+        raise StackError(
+            f"the BigQuery emulator state {database} is corrupt ({reason}); run "
+            "`make clean-state` to start again from empty state (this deletes local data)"
+        ) from None
+
+
+# --- Kafka -----------------------------------------------------------------------------------
+
+
+def kafka_server_properties(settings: Settings) -> Path:
+    """Write the broker's config into the state folder and return its path."""
+    host, port = settings.kafka_listener
+    controller = settings.kafka_controller_port
+    config = settings.state_dir / "kafka-server.properties"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(
+        "\n".join(
+            [
+                "# Written by deploy/local/stack.py from coinstream settings; edits are lost.",
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@{host}:{controller}",
+                f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller}",
+                f"advertised.listeners=PLAINTEXT://{host}:{port}",
+                "controller.listener.names=CONTROLLER",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "inter.broker.listener.name=PLAINTEXT",
+                f"log.dirs={kafka_data_dir(settings)}",
+                "num.partitions=3",
+                "offsets.topic.replication.factor=1",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "share.coordinator.state.topic.replication.factor=1",
+                "share.coordinator.state.topic.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                "auto.create.topics.enable=false",
+                "",
+            ]
+        )
+    )
+    return config
+
+
+def kafka_java_command(settings: Settings, main_class: str, *args: str) -> list[str]:
+    jars = kafka_jars_dir(settings)
+    if not any(jars.glob("kafka_2.13-*.jar")):
+        raise StackError(f"the Kafka broker jars are missing from {jars}; run `make setup` first")
+    return [
+        require_java(),
+        f"-Xms{settings.kafka_heap}",
+        f"-Xmx{settings.kafka_heap}",
+        f"-Dlog4j2.configurationFile={KAFKA_LOG4J_CONFIG}",
+        f"-Dkafka.logs.dir={settings.state_dir / 'kafka-logs'}",
+        "-cp",
+        f"{jars}/*",
+        main_class,
+        *args,
+    ]
+
+
+def format_kafka_storage(settings: Settings, config: Path) -> None:
+    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    result = subprocess.run(
+        kafka_java_command(
+            settings, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)
+        ),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise StackError(
+            f"formatting Kafka storage in {kafka_data_dir(settings)} failed: "
+            f"{detail[-1] if detail else 'no output'}"
+        )
+    print(f"kafka: formatted new storage in {kafka_data_dir(settings)}", flush=True)
+
+
+def kafka_broker_command(settings: Settings) -> list[str]:
+    """Check ports and state, format storage on first start, and return the broker's argv."""
+    host, port = settings.kafka_listener
+    require_free_port(host, port, "COINSTREAM_KAFKA_BOOTSTRAP_SERVERS")
+    require_free_port(host, settings.kafka_controller_port, "COINSTREAM_KAFKA_CONTROLLER_PORT")
+    config = kafka_server_properties(settings)
+    if not kafka_storage_is_formatted(settings):
+        format_kafka_storage(settings, config)
+    return kafka_java_command(settings, "kafka.Kafka", str(config))
+
+
+# --- BigQuery emulator -----------------------------------------------------------------------
+
+
+def bigquery_emulator_command(settings: Settings) -> tuple[list[str], dict[str, str]]:
+    """Check ports and state and return the emulator's argv and environment."""
+    port = settings.bigquery_emulator_port
+    require_free_port("127.0.0.1", port, "COINSTREAM_BIGQUERY_EMULATOR_URL")
+    require_free_port(
+        "127.0.0.1", settings.bigquery_emulator_grpc_port, "COINSTREAM_BIGQUERY_EMULATOR_GRPC_PORT"
+    )
+    place_duckdb_extensions(settings)
+    data_dir = bigquery_data_dir(settings)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    check_bigquery_state(settings)
+    executable = Path(sys.executable).parent / "bqemulator"
+    argv = [
+        str(executable), "start", "--persistent",
+        "--data-dir", str(data_dir),
+        "--project", settings.bigquery_emulator_project,
+        "--rest-port", str(port),
+        "--grpc-port", str(settings.bigquery_emulator_grpc_port),
+        "--log-format", "json",
+        "--log-level", "warning",
+    ]
+    environment = {**os.environ, "HOME": str(bigquery_home_dir(settings))}
+    return argv, environment
+
+
+# --- readiness -------------------------------------------------------------------------------
+
+
+async def kafka_answers(settings: Settings, timeout: float = 2.0) -> bool:
+    """True when the broker answers a metadata request (not merely when its port is open)."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=int(timeout * 1000)
+    )
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+        cluster = await asyncio.wait_for(admin.describe_cluster(), timeout)
+        return bool(cluster.get("brokers"))
+    except (KafkaError, OSError, TimeoutError):
+        return False
+    finally:
+        await admin.close()
+
+
+def bigquery_emulator_answers(settings: Settings, timeout: float = 2.0) -> bool:
+    """True when the emulator lists the datasets of its project."""
+    url = (
+        f"{settings.bigquery_emulator_url}/bigquery/v2/projects/"
+        f"{settings.bigquery_emulator_project}/datasets"
+    )
+    try:
+        return httpx.get(url, timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_until(
+    check: Callable[[], bool], what: str, timeout: float, interval: float = 0.25
+) -> float:
+    """Poll ``check`` until it holds; return the seconds it took, or raise StackError."""
+    started = time.monotonic()
+    while True:
+        if check():
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise StackError(f"{what} did not become ready within {timeout:.0f} s; see its log")
+        time.sleep(interval)
+
+
+def wait_for_kafka(settings: Settings, timeout: float = 60.0) -> float:
+    return wait_until(
+        lambda: asyncio.run(kafka_answers(settings)),
+        f"Kafka at {settings.kafka_bootstrap_servers}",
+        timeout,
+    )
+
+
+def wait_for_bigquery_emulator(settings: Settings, timeout: float = 60.0) -> float:
+    return wait_until(
+        lambda: bigquery_emulator_answers(settings),
+        f"the BigQuery emulator at {settings.bigquery_emulator_url}",
+        timeout,
+    )
+
+
+def watch(settings: Settings, interval: float = 5.0) -> None:
+    """Report when the stack is ready, then every change in its health, until stopped."""
+    kafka_seconds = wait_for_kafka(settings)
+    bigquery_seconds = wait_for_bigquery_emulator(settings)
+    print(
+        f"ready: Kafka at {settings.kafka_bootstrap_servers} ({kafka_seconds:.1f} s), "
+        f"BigQuery emulator at {settings.bigquery_emulator_url} ({bigquery_seconds:.1f} s); "
+        "Ctrl-C stops everything",
+        flush=True,
+    )
+    healthy = {"Kafka": True, "BigQuery emulator": True}
+    while True:
+        time.sleep(interval)
+        now = {
+            "Kafka": asyncio.run(kafka_answers(settings)),
+            "BigQuery emulator": bigquery_emulator_answers(settings),
+        }
+        for name, answers in now.items():
+            if answers != healthy[name]:
+                print(f"{name} {'answers again' if answers else 'stopped answering'}", flush=True)
+        healthy = now
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy.local.stack", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "command", choices=["setup", "kafka", "bigquery", "wait", "watch"], help="what to do"
+    )
+    arguments = parser.parse_args(argv)
+    # Readiness checks expect refused connections while a broker starts; aiokafka would log
+    # each one as an error.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    settings = Settings()
+    try:
+        if arguments.command == "setup":
+            setup(settings)
+        elif arguments.command == "kafka":
+            command = kafka_broker_command(settings)
+            sys.stdout.flush()
+            os.execv(command[0], command)  # the broker gets our signals directly
+        elif arguments.command == "bigquery":
+            command, environment = bigquery_emulator_command(settings)
+            sys.stdout.flush()
+            os.execve(command[0], command, environment)
+        elif arguments.command == "wait":
+            wait_for_kafka(settings)
+            wait_for_bigquery_emulator(settings)
+        elif arguments.command == "watch":
+            watch(settings)
+    except StackError as error:
+        print(f"coinstream: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

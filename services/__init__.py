@@ -1,0 +1,1 @@
+"""coinstream's services: ingestors, the stream worker and the control service."""

@@ -1,0 +1,1 @@
+"""coinstream's shared library: settings, record schemas, warehouse access, Kafka helpers."""

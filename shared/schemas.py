@@ -1,0 +1,220 @@
+"""The one definition of the asset and exchange tables; every other schema is derived from it.
+
+The BigQuery table schema, the Spark ``StructType`` and the JSON schema files that Terraform reads
+(``terraform/schemas/*.json``) all come from ``ASSETS`` and ``EXCHANGES`` below, and a test fails
+when a generated file drifts from them (``make schemas`` rewrites the files).
+
+Why FLOAT64 for money and supply: CoinCap prices go far below 1e-9 and market caps above 1e12.
+BigQuery ``NUMERIC`` keeps nine decimal places, so a price of 0.000000000012345678 becomes 0.
+``BIGNUMERIC`` would keep both, but the local emulator cannot create it (its DECIMAL width stops
+at 38). ``FLOAT64`` keeps about 15 to 17 significant digits at any magnitude, which is more than
+CoinCap's own figures mean, and behaves the same in the emulator and in BigQuery.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+    from pyspark.sql import types as spark_types
+
+
+class ColumnType(StrEnum):
+    """Column types, named as BigQuery names them."""
+
+    STRING = "STRING"
+    INT64 = "INT64"
+    FLOAT64 = "FLOAT64"
+    BOOL = "BOOL"
+    TIMESTAMP = "TIMESTAMP"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One warehouse column, and where its value comes from."""
+
+    name: str
+    type: ColumnType
+    description: str
+    required: bool = False
+    source_field: str | None = None
+    """The CoinCap field this column is read from; None for envelope and derived columns."""
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """A warehouse table: its columns, its key, and how BigQuery lays it out."""
+
+    table: str
+    key_column: str
+    columns: tuple[Column, ...]
+    description: str
+    partition_column: str = "processing_timestamp"
+
+    @property
+    def source_key_field(self) -> str:
+        """The CoinCap field that identifies a record (``id`` or ``exchangeId``)."""
+        field = self.column(self.key_column).source_field
+        assert field is not None
+        return field
+
+    @property
+    def clustering_columns(self) -> list[str]:
+        return [self.key_column]
+
+    @property
+    def dedup_columns(self) -> tuple[str, str]:
+        """A record is the same record when its key and its source timestamp are equal."""
+        return (self.key_column, "source_timestamp")
+
+    @property
+    def column_names(self) -> list[str]:
+        return [column.name for column in self.columns]
+
+    def column(self, name: str) -> Column:
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(f"table {self.table} has no column {name!r}")
+
+    def json_schema(self) -> list[dict[str, str]]:
+        """The schema as BigQuery's JSON schema format, the one Terraform's ``schema`` reads."""
+        return [
+            {
+                "name": column.name,
+                "type": column.type.value,
+                "mode": "REQUIRED" if column.required else "NULLABLE",
+                "description": column.description,
+            }
+            for column in self.columns
+        ]
+
+    def json_schema_text(self) -> str:
+        return json.dumps(self.json_schema(), indent=2) + "\n"
+
+    def bigquery_schema(self) -> list[bigquery.SchemaField]:
+        from google.cloud import bigquery
+
+        return [bigquery.SchemaField.from_api_repr(field) for field in self.json_schema()]
+
+    def spark_schema(self) -> spark_types.StructType:
+        """The table's row type in Spark, for the stream worker's typed DataFrames."""
+        from pyspark.sql import types as spark_types
+
+        spark_type_of: dict[ColumnType, Any] = {
+            ColumnType.STRING: spark_types.StringType(),
+            ColumnType.INT64: spark_types.LongType(),
+            ColumnType.FLOAT64: spark_types.DoubleType(),
+            ColumnType.BOOL: spark_types.BooleanType(),
+            ColumnType.TIMESTAMP: spark_types.TimestampType(),
+        }
+        return spark_types.StructType(
+            [
+                spark_types.StructField(
+                    column.name,
+                    spark_type_of[column.type],
+                    nullable=not column.required,
+                    metadata={"comment": column.description},
+                )
+                for column in self.columns
+            ]
+        )
+
+
+# Columns every table shares: the envelope the ingestors add, and the worker's own stamp.
+_ENVELOPE_COLUMNS = (
+    Column(
+        "source_timestamp",
+        ColumnType.TIMESTAMP,
+        "When CoinCap produced the response (its `timestamp` field).",
+        required=True,
+    ),
+    Column("fetched_at", ColumnType.TIMESTAMP, "When the ingestor received the response."),
+    Column("poll_id", ColumnType.STRING, "Identifier of the poll that fetched the record."),
+    Column(
+        "processing_timestamp",
+        ColumnType.TIMESTAMP,
+        "When the stream worker processed the record; the table is partitioned on it by day.",
+        required=True,
+    ),
+)
+
+ASSETS = TableSchema(
+    table="assets",
+    key_column="id",
+    description="CoinCap /assets snapshots, one row per asset per poll.",
+    columns=(
+        Column("id", ColumnType.STRING, "CoinCap asset id, e.g. bitcoin.", True, "id"),
+        Column("rank", ColumnType.INT64, "Rank by market cap.", source_field="rank"),
+        Column("symbol", ColumnType.STRING, "Ticker symbol, e.g. BTC.", source_field="symbol"),
+        Column("name", ColumnType.STRING, "Asset name.", source_field="name"),
+        Column("supply", ColumnType.FLOAT64, "Circulating supply.", source_field="supply"),
+        Column(
+            "max_supply", ColumnType.FLOAT64, "Maximum supply; null when unbounded.",
+            source_field="maxSupply",
+        ),
+        Column(
+            "market_cap_usd", ColumnType.FLOAT64, "Supply times price, in USD.",
+            source_field="marketCapUsd",
+        ),
+        Column(
+            "volume_usd_24hr", ColumnType.FLOAT64, "Trading volume over 24 hours, in USD.",
+            source_field="volumeUsd24Hr",
+        ),
+        Column("price_usd", ColumnType.FLOAT64, "Price in USD.", source_field="priceUsd"),
+        Column(
+            "change_percent_24hr", ColumnType.FLOAT64, "Price change over 24 hours, in percent.",
+            source_field="changePercent24Hr",
+        ),
+        Column(
+            "vwap_24hr", ColumnType.FLOAT64, "Volume-weighted average price over 24 hours.",
+            source_field="vwap24Hr",
+        ),
+        Column("explorer", ColumnType.STRING, "Block explorer URL.", source_field="explorer"),
+        Column(
+            "supply_ratio", ColumnType.FLOAT64,
+            "supply / max_supply; null when max_supply is null.",
+        ),
+        *_ENVELOPE_COLUMNS,
+    ),
+)
+
+EXCHANGES = TableSchema(
+    table="exchanges",
+    key_column="exchange_id",
+    description="CoinCap /exchanges snapshots, one row per exchange per poll.",
+    columns=(
+        Column(
+            "exchange_id", ColumnType.STRING, "CoinCap exchange id, e.g. kraken.", True,
+            "exchangeId",
+        ),
+        Column("name", ColumnType.STRING, "Exchange name.", source_field="name"),
+        Column("rank", ColumnType.INT64, "Rank by volume.", source_field="rank"),
+        Column(
+            "percent_total_volume", ColumnType.FLOAT64,
+            "Share of the total volume of all exchanges, in percent.",
+            source_field="percentTotalVolume",
+        ),
+        Column(
+            "volume_usd", ColumnType.FLOAT64, "Trading volume over 24 hours, in USD.",
+            source_field="volumeUsd",
+        ),
+        Column(
+            "trading_pairs", ColumnType.INT64, "Number of trading pairs.",
+            source_field="tradingPairs",
+        ),
+        Column("socket", ColumnType.BOOL, "Whether a WebSocket feed exists.", source_field="socket"),
+        Column("exchange_url", ColumnType.STRING, "Website URL.", source_field="exchangeUrl"),
+        Column(
+            "updated", ColumnType.TIMESTAMP, "When CoinCap last updated the exchange.",
+            source_field="updated",
+        ),
+        *_ENVELOPE_COLUMNS,
+    ),
+)
+
+TABLES: tuple[TableSchema, ...] = (ASSETS, EXCHANGES)

@@ -1,0 +1,139 @@
+"""Every coinstream setting, read once from the environment (prefix ``COINSTREAM_``) or ``.env``.
+
+One class holds them all so that a service, a test and the local stack agree on ports, names and
+credentials without passing them around by hand. The README has a table of every field here.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """coinstream configuration; field names map to ``COINSTREAM_<NAME>`` variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="COINSTREAM_",
+        # COINSTREAM_ENV_FILE picks another file (tests point it at /dev/null).
+        env_file=os.environ.get("COINSTREAM_ENV_FILE", ".env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    # --- Kafka -------------------------------------------------------------------------------
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        description="Kafka bootstrap servers, comma separated. The local broker listens on the "
+        "first one.",
+    )
+    kafka_controller_port: int = Field(
+        default=9093, description="KRaft controller port of the local single-node broker."
+    )
+    kafka_heap: str = Field(default="512m", description="Java heap size of the local broker.")
+
+    # --- Warehouse ---------------------------------------------------------------------------
+    gcp_project: str | None = Field(
+        default=None,
+        description="GCP project for real BigQuery (Application Default Credentials). "
+        "Unset: the local BigQuery emulator is the warehouse.",
+    )
+    bigquery_dataset: str = Field(default="coinstream", description="BigQuery dataset name.")
+    bigquery_location: str = Field(default="US", description="BigQuery dataset location.")
+    bigquery_emulator_url: str = Field(
+        default="http://127.0.0.1:9050",
+        description="REST endpoint of the local BigQuery emulator (used when gcp_project is unset).",
+    )
+    bigquery_emulator_grpc_port: int = Field(
+        default=9060, description="gRPC port of the local BigQuery emulator."
+    )
+    bigquery_emulator_project: str = Field(
+        default="coinstream-local", description="Project name inside the local BigQuery emulator."
+    )
+    bigquery_timeout_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="Timeout of one BigQuery API call, and the deadline for retrying it.",
+    )
+    table_partition_expiration_days: int | None = Field(
+        default=None, description="Partition expiration of the tables in days; unset keeps all."
+    )
+
+    # --- CoinCap -----------------------------------------------------------------------------
+    coincap_api_key: SecretStr | None = Field(
+        default=None,
+        description="CoinCap v3 API key. Unset: ingestors poll the bundled simulator.",
+    )
+
+    # --- Local stack -------------------------------------------------------------------------
+    state_dir: Path = Field(
+        default=PROJECT_ROOT / ".state",
+        description="Where the local broker and emulator keep their data (survives restarts).",
+    )
+    cache_dir: Path = Field(
+        default=PROJECT_ROOT / ".cache",
+        description="Where setup puts downloaded jars; runs after setup need no network.",
+    )
+    log_level: str = Field(default="INFO", description="Log level of every coinstream service.")
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _bootstrap_has_port(cls, value: str) -> str:
+        first = value.split(",")[0].strip()
+        host, _, port = first.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(
+                f"COINSTREAM_KAFKA_BOOTSTRAP_SERVERS must be host:port[,host:port...], got {value!r}"
+            )
+        return value
+
+    @field_validator("bigquery_emulator_url")
+    @classmethod
+    def _emulator_url_has_port(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or parts.port is None:
+            raise ValueError(
+                "COINSTREAM_BIGQUERY_EMULATOR_URL must look like http://127.0.0.1:9050, "
+                f"got {value!r}"
+            )
+        return value.rstrip("/")
+
+    @property
+    def uses_bigquery_emulator(self) -> bool:
+        """True when no GCP project is set, so the warehouse is the local emulator."""
+        return self.gcp_project is None
+
+    @property
+    def warehouse_project(self) -> str:
+        """The project tables live in: the GCP project, or the emulator's own project name."""
+        return self.gcp_project or self.bigquery_emulator_project
+
+    @property
+    def kafka_listener(self) -> tuple[str, int]:
+        """Host and port the local broker listens on: the first bootstrap server."""
+        host, _, port = self.kafka_bootstrap_servers.split(",")[0].strip().rpartition(":")
+        return host, int(port)
+
+    @property
+    def bigquery_emulator_port(self) -> int:
+        port = urlsplit(self.bigquery_emulator_url).port
+        assert port is not None  # guaranteed by the validator
+        return port
+
+    @property
+    def uses_coincap_simulator(self) -> bool:
+        """True when no API key is set, so ingestors poll the bundled simulator."""
+        return self.coincap_api_key is None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once. Tests build their own ``Settings`` instead."""
+    return Settings()
