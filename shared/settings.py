@@ -71,6 +71,22 @@ class Settings(BaseSettings):
         default=None,
         description="CoinCap v3 API key. Unset: ingestors poll the bundled simulator.",
     )
+    coincap_base_url: str = Field(
+        default="https://rest.coincap.io/v3",
+        description="CoinCap API base URL, used when an API key is set.",
+    )
+    coincap_simulator_port: int = Field(
+        default=8090, description="Port of the bundled CoinCap simulator (no API key set)."
+    )
+    coincap_page_limit: int = Field(
+        default=2000, ge=1, le=2000, description="Records per CoinCap request (the API's max is 2000)."
+    )
+    coincap_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Timeout of one CoinCap HTTP request."
+    )
+    coincap_max_retries: int = Field(
+        default=5, ge=0, description="Retries of one CoinCap request on 5xx, connection errors, 429."
+    )
 
     # --- Local stack -------------------------------------------------------------------------
     state_dir: Path = Field(
@@ -131,6 +147,13 @@ class Settings(BaseSettings):
     def uses_coincap_simulator(self) -> bool:
         """True when no API key is set, so ingestors poll the bundled simulator."""
         return self.coincap_api_key is None
+
+    @property
+    def coincap_url(self) -> str:
+        """The API the ingestors poll: CoinCap itself with a key, else the local simulator."""
+        if self.uses_coincap_simulator:
+            return f"http://127.0.0.1:{self.coincap_simulator_port}/v3"
+        return self.coincap_base_url.rstrip("/")
 
 
 @lru_cache(maxsize=1)
