@@ -16,11 +16,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
     from pyspark.sql import types as spark_types
+
+
+TERRAFORM_SCHEMA_DIR = Path(__file__).resolve().parent.parent / "terraform" / "schemas"
 
 
 class ColumnType(StrEnum):
@@ -154,29 +158,40 @@ ASSETS = TableSchema(
         Column("name", ColumnType.STRING, "Asset name.", source_field="name"),
         Column("supply", ColumnType.FLOAT64, "Circulating supply.", source_field="supply"),
         Column(
-            "max_supply", ColumnType.FLOAT64, "Maximum supply; null when unbounded.",
+            "max_supply",
+            ColumnType.FLOAT64,
+            "Maximum supply; null when unbounded.",
             source_field="maxSupply",
         ),
         Column(
-            "market_cap_usd", ColumnType.FLOAT64, "Supply times price, in USD.",
+            "market_cap_usd",
+            ColumnType.FLOAT64,
+            "Supply times price, in USD.",
             source_field="marketCapUsd",
         ),
         Column(
-            "volume_usd_24hr", ColumnType.FLOAT64, "Trading volume over 24 hours, in USD.",
+            "volume_usd_24hr",
+            ColumnType.FLOAT64,
+            "Trading volume over 24 hours, in USD.",
             source_field="volumeUsd24Hr",
         ),
         Column("price_usd", ColumnType.FLOAT64, "Price in USD.", source_field="priceUsd"),
         Column(
-            "change_percent_24hr", ColumnType.FLOAT64, "Price change over 24 hours, in percent.",
+            "change_percent_24hr",
+            ColumnType.FLOAT64,
+            "Price change over 24 hours, in percent.",
             source_field="changePercent24Hr",
         ),
         Column(
-            "vwap_24hr", ColumnType.FLOAT64, "Volume-weighted average price over 24 hours.",
+            "vwap_24hr",
+            ColumnType.FLOAT64,
+            "Volume-weighted average price over 24 hours.",
             source_field="vwap24Hr",
         ),
         Column("explorer", ColumnType.STRING, "Block explorer URL.", source_field="explorer"),
         Column(
-            "supply_ratio", ColumnType.FLOAT64,
+            "supply_ratio",
+            ColumnType.FLOAT64,
             "supply / max_supply; null when max_supply is null.",
         ),
         *_ENVELOPE_COLUMNS,
@@ -189,28 +204,40 @@ EXCHANGES = TableSchema(
     description="CoinCap /exchanges snapshots, one row per exchange per poll.",
     columns=(
         Column(
-            "exchange_id", ColumnType.STRING, "CoinCap exchange id, e.g. kraken.", True,
+            "exchange_id",
+            ColumnType.STRING,
+            "CoinCap exchange id, e.g. kraken.",
+            True,
             "exchangeId",
         ),
         Column("name", ColumnType.STRING, "Exchange name.", source_field="name"),
         Column("rank", ColumnType.INT64, "Rank by volume.", source_field="rank"),
         Column(
-            "percent_total_volume", ColumnType.FLOAT64,
+            "percent_total_volume",
+            ColumnType.FLOAT64,
             "Share of the total volume of all exchanges, in percent.",
             source_field="percentTotalVolume",
         ),
         Column(
-            "volume_usd", ColumnType.FLOAT64, "Trading volume over 24 hours, in USD.",
+            "volume_usd",
+            ColumnType.FLOAT64,
+            "Trading volume over 24 hours, in USD.",
             source_field="volumeUsd",
         ),
         Column(
-            "trading_pairs", ColumnType.INT64, "Number of trading pairs.",
+            "trading_pairs",
+            ColumnType.INT64,
+            "Number of trading pairs.",
             source_field="tradingPairs",
         ),
-        Column("socket", ColumnType.BOOL, "Whether a WebSocket feed exists.", source_field="socket"),
+        Column(
+            "socket", ColumnType.BOOL, "Whether it has a WebSocket feed.", source_field="socket"
+        ),
         Column("exchange_url", ColumnType.STRING, "Website URL.", source_field="exchangeUrl"),
         Column(
-            "updated", ColumnType.TIMESTAMP, "When CoinCap last updated the exchange.",
+            "updated",
+            ColumnType.TIMESTAMP,
+            "When CoinCap last updated the exchange.",
             source_field="updated",
         ),
         *_ENVELOPE_COLUMNS,
@@ -218,3 +245,23 @@ EXCHANGES = TableSchema(
 )
 
 TABLES: tuple[TableSchema, ...] = (ASSETS, EXCHANGES)
+
+
+def json_schema_path(directory: Path, schema: TableSchema) -> Path:
+    return directory / f"{schema.table}.json"
+
+
+def write_json_schemas(directory: Path) -> list[Path]:
+    """Write the JSON schema files Terraform reads; ``make schemas`` calls this."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for schema in TABLES:
+        path = json_schema_path(directory, schema)
+        path.write_text(schema.json_schema_text())
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for written_path in write_json_schemas(TERRAFORM_SCHEMA_DIR):
+        print(f"wrote {written_path}")

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     bigquery_location: str = Field(default="US", description="BigQuery dataset location.")
     bigquery_emulator_url: str = Field(
         default="http://127.0.0.1:9050",
-        description="REST endpoint of the local BigQuery emulator (used when gcp_project is unset).",
+        description="BigQuery emulator REST endpoint, used when gcp_project is unset.",
     )
     bigquery_emulator_grpc_port: int = Field(
         default=9060, description="gRPC port of the local BigQuery emulator."
@@ -79,13 +79,13 @@ class Settings(BaseSettings):
         default=8090, description="Port of the bundled CoinCap simulator (no API key set)."
     )
     coincap_page_limit: int = Field(
-        default=2000, ge=1, le=2000, description="Records per CoinCap request (the API's max is 2000)."
+        default=2000, ge=1, le=2000, description="Records per CoinCap request (API maximum 2000)."
     )
     coincap_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Timeout of one CoinCap HTTP request."
     )
     coincap_max_retries: int = Field(
-        default=5, ge=0, description="Retries of one CoinCap request on 5xx, connection errors, 429."
+        default=5, ge=0, description="Retries of a CoinCap request on 5xx, 429, connection errors."
     )
 
     # --- Local stack -------------------------------------------------------------------------
@@ -106,7 +106,8 @@ class Settings(BaseSettings):
         host, _, port = first.rpartition(":")
         if not host or not port.isdigit():
             raise ValueError(
-                f"COINSTREAM_KAFKA_BOOTSTRAP_SERVERS must be host:port[,host:port...], got {value!r}"
+                "COINSTREAM_KAFKA_BOOTSTRAP_SERVERS must be host:port[,host:port...], "
+                f"got {value!r}"
             )
         return value
 
@@ -160,3 +161,13 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once. Tests build their own ``Settings`` instead."""
     return Settings()
+
+
+def describe_settings_error(error: ValidationError) -> str:
+    """One line naming each bad ``COINSTREAM_`` variable and what is wrong with it."""
+    problems = []
+    for problem in error.errors():
+        variable = "COINSTREAM_" + str(problem["loc"][0]).upper() if problem["loc"] else "settings"
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        problems.append(message if variable in message else f"{variable}: {message}")
+    return "invalid settings: " + "; ".join(problems)

@@ -74,6 +74,9 @@ class StackProcess:
                 self.process.wait()
         return self.process.returncode
 
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
@@ -99,7 +102,7 @@ class LocalStack:
             ("bigquery", self.bigquery, stack.wait_for_bigquery_emulator),
         ):
             try:
-                self.start_seconds[name] = wait(self.settings, 90.0)
+                self.start_seconds[name] = wait(self.settings, 90.0, process.is_running)
             except stack.StackError as error:
                 pytest.fail(f"{error}\n--- {process.log_path} ---\n{process.log_tail()}")
 

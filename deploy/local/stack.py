@@ -34,8 +34,9 @@ from pathlib import Path
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from pydantic import ValidationError
 
-from shared.settings import PROJECT_ROOT, Settings
+from shared.settings import PROJECT_ROOT, Settings, describe_settings_error
 
 MAVEN_DIR = PROJECT_ROOT / "deploy" / "local" / "maven"
 KAFKA_LOG4J_CONFIG = PROJECT_ROOT / "deploy" / "local" / "kafka" / "log4j2.properties"
@@ -130,9 +131,13 @@ def fetch_maven_jars(pom: Path, destination: Path, skip_artifacts: Collection[st
     print(f"setup: fetching {pom.parent.name} jars from Maven Central ...", flush=True)
     result = subprocess.run(
         [
-            maven, "--batch-mode", "--quiet",
-            "--settings", str(MAVEN_DIR / "settings.xml"),
-            "--file", str(pom),
+            maven,
+            "--batch-mode",
+            "--quiet",
+            "--settings",
+            str(MAVEN_DIR / "settings.xml"),
+            "--file",
+            str(pom),
             "dependency:copy-dependencies",
             "-DincludeScope=runtime",
             f"-DoutputDirectory={staging}",
@@ -145,8 +150,7 @@ def fetch_maven_jars(pom: Path, destination: Path, skip_artifacts: Collection[st
         errors = [line for line in result.stdout.splitlines() if "[ERROR]" in line]
         first_error = errors[0] if errors else result.stderr.strip()[:300]
         raise StackError(
-            f"Maven could not fetch the jars of {pom}: {first_error} "
-            "(is Maven Central reachable?)"
+            f"Maven could not fetch the jars of {pom}: {first_error} (is Maven Central reachable?)"
         )
     for jar in staging.glob("*.jar"):
         if _jar_artifact_name(jar.name) in skip_artifacts:
@@ -214,6 +218,8 @@ def setup(settings: Settings) -> None:
 
 def require_free_port(host: str, port: int, setting: str) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the servers themselves do: only a live listener, not TIME_WAIT, makes bind fail.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
@@ -328,7 +334,13 @@ def format_kafka_storage(settings: Settings, config: Path) -> None:
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     result = subprocess.run(
         kafka_java_command(
-            settings, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)
+            # The id may start with '-', so it must be glued to its option.
+            settings,
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={cluster_id}",
+            "--config",
+            str(config),
         ),
         capture_output=True,
         text=True,
@@ -370,13 +382,21 @@ def bigquery_emulator_command(settings: Settings) -> tuple[list[str], dict[str, 
     check_bigquery_state(settings)
     executable = Path(sys.executable).parent / "bqemulator"
     argv = [
-        str(executable), "start", "--persistent",
-        "--data-dir", str(data_dir),
-        "--project", settings.bigquery_emulator_project,
-        "--rest-port", str(port),
-        "--grpc-port", str(settings.bigquery_emulator_grpc_port),
-        "--log-format", "json",
-        "--log-level", "warning",
+        str(executable),
+        "start",
+        "--persistent",
+        "--data-dir",
+        str(data_dir),
+        "--project",
+        settings.bigquery_emulator_project,
+        "--rest-port",
+        str(port),
+        "--grpc-port",
+        str(settings.bigquery_emulator_grpc_port),
+        "--log-format",
+        "json",
+        "--log-level",
+        "warning",
     ]
     environment = {**os.environ, "HOME": str(bigquery_home_dir(settings))}
     return argv, environment
@@ -385,14 +405,16 @@ def bigquery_emulator_command(settings: Settings) -> tuple[list[str], dict[str, 
 # --- readiness -------------------------------------------------------------------------------
 
 
-async def kafka_answers(settings: Settings, timeout: float = 2.0) -> bool:
+async def kafka_answers(settings: Settings, within_seconds: float = 2.0) -> bool:
     """True when the broker answers a metadata request (not merely when its port is open)."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=int(timeout * 1000)
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        request_timeout_ms=int(within_seconds * 1000),
     )
     try:
-        await asyncio.wait_for(admin.start(), timeout)
-        cluster = await asyncio.wait_for(admin.describe_cluster(), timeout)
+        async with asyncio.timeout(within_seconds):
+            await admin.start()
+            cluster = await admin.describe_cluster()
         return bool(cluster.get("brokers"))
     except (KafkaError, OSError, TimeoutError):
         return False
@@ -425,20 +447,32 @@ def wait_until(
         time.sleep(interval)
 
 
-def wait_for_kafka(settings: Settings, timeout: float = 60.0) -> float:
-    return wait_until(
-        lambda: asyncio.run(kafka_answers(settings)),
-        f"Kafka at {settings.kafka_bootstrap_servers}",
-        timeout,
-    )
+def wait_for_kafka(
+    settings: Settings, timeout: float = 60.0, still_starting: Callable[[], bool] = lambda: True
+) -> float:
+    """Wait for the broker; ``still_starting`` returning False (its process died) ends the wait."""
+    what = f"Kafka at {settings.kafka_bootstrap_servers}"
+
+    def answers() -> bool:
+        if not still_starting():
+            raise StackError(f"{what} exited while starting; see its log")
+        return asyncio.run(kafka_answers(settings))
+
+    return wait_until(answers, what, timeout)
 
 
-def wait_for_bigquery_emulator(settings: Settings, timeout: float = 60.0) -> float:
-    return wait_until(
-        lambda: bigquery_emulator_answers(settings),
-        f"the BigQuery emulator at {settings.bigquery_emulator_url}",
-        timeout,
-    )
+def wait_for_bigquery_emulator(
+    settings: Settings, timeout: float = 60.0, still_starting: Callable[[], bool] = lambda: True
+) -> float:
+    """Wait for the emulator; ``still_starting`` returning False ends the wait."""
+    what = f"the BigQuery emulator at {settings.bigquery_emulator_url}"
+
+    def answers() -> bool:
+        if not still_starting():
+            raise StackError(f"{what} exited while starting; see its log")
+        return bigquery_emulator_answers(settings)
+
+    return wait_until(answers, what, timeout)
 
 
 def watch(settings: Settings, interval: float = 5.0) -> None:
@@ -478,7 +512,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Readiness checks expect refused connections while a broker starts; aiokafka would log
     # each one as an error.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(f"coinstream: {describe_settings_error(error)}", file=sys.stderr)
+        return EXIT_USER_ERROR
     try:
         if arguments.command == "setup":
             setup(settings)

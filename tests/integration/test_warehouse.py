@@ -20,7 +20,7 @@ HUGE_MARKET_CAP = "1904557171625.0952172577833640"
 
 def same_to_significant_digits(stored: float, expected: str, digits: int) -> bool:
     exact = float(expected)
-    return math.isclose(stored, exact, rel_tol=10 ** -digits, abs_tol=0.0)
+    return math.isclose(stored, exact, rel_tol=10**-digits, abs_tol=0.0)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,61 @@
+# coinstream: `make run` starts the local pipeline, `make test` proves it. `make help` lists all.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV_HOME := .cache/uv
+UV := $(UV_HOME)/bin/uv
+VENV := .venv
+VENV_BIN := $(VENV)/bin
+# Processes started by make find the project's tools first.
+export PATH := $(CURDIR)/$(VENV_BIN):$(PATH)
+export SPARK_LOCAL_IP ?= 127.0.0.1
+
+.PHONY: help setup run test test-unit test-integration lint format schemas clean-state clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(UV):
+	@command -v $(PYTHON) >/dev/null || { echo "coinstream: $(PYTHON) not found; install Python 3.11 or newer" >&2; exit 2; }
+	$(PYTHON) -m venv $(UV_HOME)
+	$(UV_HOME)/bin/pip install --quiet uv==$(UV_VERSION)
+
+# The environment is rebuilt from the lock file whenever it or pyproject.toml changes.
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --extra dev
+	@touch $@
+
+setup: $(VENV)/.synced ## install locked Python packages, fetch Kafka and Spark jars (once)
+	$(VENV_BIN)/python -m deploy.local.stack setup
+
+run: setup ## start the local stack in the foreground; Ctrl-C stops everything
+	$(VENV_BIN)/honcho --procfile deploy/local/Procfile --app-root . start
+
+test: setup ## run every test (starts its own broker and emulator on test ports)
+	$(VENV_BIN)/pytest
+
+test-unit: setup ## run the unit tests only
+	$(VENV_BIN)/pytest -m unit
+
+test-integration: setup ## run the integration tests only
+	$(VENV_BIN)/pytest -m integration
+
+lint: $(VENV)/.synced ## ruff (lint and format check) and mypy
+	$(VENV_BIN)/ruff check .
+	$(VENV_BIN)/ruff format --check .
+	$(VENV_BIN)/mypy
+
+format: $(VENV)/.synced ## apply ruff's fixes and formatting
+	$(VENV_BIN)/ruff check --fix .
+	$(VENV_BIN)/ruff format .
+
+schemas: $(VENV)/.synced ## rewrite terraform/schemas/*.json from shared/schemas.py
+	$(VENV_BIN)/python -m shared.schemas
+
+clean-state: ## delete local Kafka and BigQuery data (.state); jars and packages stay
+	rm -rf .state
+
+clean: clean-state ## also delete the environment and downloaded jars
+	rm -rf $(VENV) .cache

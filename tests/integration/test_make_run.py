@@ -1,0 +1,65 @@
+"""`make run` brings the stack up, says so, and Ctrl-C leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from shared.settings import PROJECT_ROOT
+from tests.conftest import subprocess_environment
+
+pytestmark = pytest.mark.integration
+
+
+def processes_in_session(session_id: int) -> list[str]:
+    listing = subprocess.run(
+        ["ps", "-e", "-o", "sid=,pid=,args="], capture_output=True, text=True, check=True
+    ).stdout
+    return [
+        line.strip() for line in listing.splitlines() if line.split(None, 1)[0] == str(session_id)
+    ]
+
+
+def test_make_run_reports_ready_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    environment = subprocess_environment(
+        {
+            "COINSTREAM_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:29092",
+            "COINSTREAM_KAFKA_CONTROLLER_PORT": "29093",
+            "COINSTREAM_BIGQUERY_EMULATOR_URL": "http://127.0.0.1:29050",
+            "COINSTREAM_BIGQUERY_EMULATOR_GRPC_PORT": "29060",
+            "COINSTREAM_STATE_DIR": str(tmp_path / "state"),
+        }
+    )
+    log_path = tmp_path / "make-run.log"
+    with log_path.open("wb") as log:
+        # A session of its own, like a terminal's foreground job, so SIGINT reaches every process.
+        make = subprocess.Popen(
+            ["make", "run"],
+            cwd=PROJECT_ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "ready: Kafka at 127.0.0.1:29092" not in log_path.read_text(errors="replace"):
+            assert make.poll() is None, log_path.read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, "make run did not report ready within 120 s"
+            time.sleep(0.5)
+        assert len(processes_in_session(make.pid)) >= 4  # make, honcho, broker, emulator, ...
+
+        os.killpg(make.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        make.wait(timeout=60)
+        deadline = time.monotonic() + 15
+        while processes_in_session(make.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert processes_in_session(make.pid) == []
+    finally:
+        if make.poll() is None or processes_in_session(make.pid):
+            os.killpg(make.pid, signal.SIGKILL)
