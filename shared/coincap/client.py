@@ -1,0 +1,301 @@
+"""Async client for CoinCap v3: pages through ``/assets`` and ``/exchanges`` and retries wisely.
+
+Every request costs CoinCap credits, so the client retries only what a retry can fix (5xx,
+timeouts, connection errors, a short burst of 429s honouring ``Retry-After``), fails at once on a
+bad key or a retired API version, and stops paging after ``max_pages`` so that a server ignoring
+``offset`` cannot burn a month's quota. Records come back raw: validating them is the caller's job
+(``shared.coincap.models``), because invalid records still go to the dead-letter topic as sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Self
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_exponential_jitter
+
+from shared.coincap.errors import (
+    BadApiKey,
+    CoinCapUnavailable,
+    MalformedResponse,
+    QuotaExhausted,
+    RetiredApiVersion,
+    UnexpectedStatus,
+)
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+Endpoint = Literal["assets", "exchanges"]
+
+ResponseObserver = Callable[[str, int | str, float], None]
+"""Called after every HTTP attempt with (endpoint, status code or "error", seconds taken)."""
+
+MAX_PAGE_LIMIT = 2000
+"""CoinCap's largest ``limit``."""
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """Every record of one endpoint, fetched page by page."""
+
+    records: list[Any]
+    """The raw items of every page, in the order CoinCap sent them."""
+    timestamp_ms: int
+    """The envelope ``timestamp`` of the first page: when CoinCap produced the snapshot."""
+    requests: int
+    """HTTP requests that succeeded, which is what CoinCap bills in credits."""
+
+
+class _RetryableAnswer(Exception):
+    """A 429 or 5xx answer, raised inside the retry loop so that tenacity can retry it."""
+
+    def __init__(self, status_code: int, retry_after_seconds: float | None) -> None:
+        super().__init__(f"HTTP {status_code}")
+        self.status_code = status_code
+        self.retry_after_seconds = retry_after_seconds
+
+
+class CoinCapClient:
+    """Fetches complete CoinCap listings; one instance per process, closed with ``aclose``.
+
+    ``http_client`` or ``transport`` let tests run against the simulator in-process. An injected
+    ``http_client`` is not closed by ``aclose``: whoever made it owns it. ``sleep`` is what waits
+    between retries (tests pass a recorder instead of ``asyncio.sleep``).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        page_limit: int = MAX_PAGE_LIMIT,
+        timeout_seconds: float = 10.0,
+        max_retries: int = 5,
+        backoff_initial_seconds: float = 0.5,
+        backoff_max_seconds: float = 30.0,
+        retry_after_max_seconds: float = 60.0,
+        max_pages: int = 50,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        on_response: ResponseObserver | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if not 1 <= page_limit <= MAX_PAGE_LIMIT:
+            raise ValueError(f"page_limit must be between 1 and {MAX_PAGE_LIMIT}, got {page_limit}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be 0 or more, got {max_retries}")
+        if http_client is not None and transport is not None:
+            raise ValueError("pass http_client or transport, not both")
+        self.base_url = base_url.rstrip("/")
+        self.page_limit = page_limit
+        self.timeout_seconds = timeout_seconds
+        self.max_retries = max_retries
+        self.max_pages = max_pages
+        # A Retry-After longer than this is not a burst limit but a spent quota: waiting it out
+        # inside one poll would stall the ingestor, so the client gives up at once instead.
+        self.retry_after_max_seconds = retry_after_max_seconds
+        self._backoff = wait_exponential_jitter(
+            multiplier=backoff_initial_seconds,
+            max=backoff_max_seconds,
+            jitter=backoff_initial_seconds,
+        )
+        self._headers = {"Accept": "application/json", "User-Agent": "coinstream"}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._owns_http_client = http_client is None
+        self._http = http_client or httpx.AsyncClient(transport=transport)
+        self._on_response = on_response
+        self._sleep = sleep
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, on_response: ResponseObserver | None = None
+    ) -> CoinCapClient:
+        """A client for ``settings.coincap_url``: CoinCap with a key, else the local simulator."""
+        api_key = settings.coincap_api_key
+        return cls(
+            settings.coincap_url,
+            api_key.get_secret_value() if api_key is not None else None,
+            page_limit=settings.coincap_page_limit,
+            timeout_seconds=settings.coincap_timeout_seconds,
+            max_retries=settings.coincap_max_retries,
+            on_response=on_response,
+        )
+
+    async def fetch_all(self, endpoint: Endpoint) -> FetchResult:
+        """Every record of ``endpoint``, paging with ``limit``/``offset`` until a short page.
+
+        Raises a ``CoinCapError`` subclass when any page cannot be had; nothing partial is
+        returned, so a poll either has the whole listing or nothing.
+        """
+        records: list[Any] = []
+        first_timestamp_ms: int | None = None
+        for page_number in range(self.max_pages):
+            page, timestamp_ms = await self._fetch_page(endpoint, page_number * self.page_limit)
+            if first_timestamp_ms is None:
+                first_timestamp_ms = timestamp_ms
+            records.extend(page)
+            if len(page) < self.page_limit:
+                return FetchResult(records, first_timestamp_ms, requests=page_number + 1)
+        raise MalformedResponse(
+            f"{self.base_url}/{endpoint}",
+            f"still full pages after {self.max_pages} pages of {self.page_limit} records; "
+            "the server may be ignoring 'offset' (raise max_pages if the listing is that long)",
+        )
+
+    async def aclose(self) -> None:
+        if self._owns_http_client:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _fetch_page(self, endpoint: Endpoint, offset: int) -> tuple[list[Any], int]:
+        url = f"{self.base_url}/{endpoint}"
+        params = {"limit": self.page_limit, "offset": offset}
+
+        def log_retry(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            logger.warning(
+                "GET %s (offset %d) failed: %s; retry %d of %d in %.2f s",
+                url,
+                offset,
+                self._describe_failure(error),
+                state.attempt_number,
+                self.max_retries,
+                state.upcoming_sleep,
+            )
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=self._wait_before_retry,
+            retry=retry_if_exception(self._is_worth_retrying),
+            before_sleep=log_retry,
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            response: httpx.Response = await retrying(self._send, endpoint, url, params)
+        except _RetryableAnswer as answer:
+            attempts = retrying.statistics["attempt_number"]
+            if answer.status_code == 429:
+                raise QuotaExhausted(url, attempts, answer.retry_after_seconds) from None
+            raise CoinCapUnavailable(url, attempts, self._describe_failure(answer)) from None
+        except (httpx.TransportError, TimeoutError) as error:
+            attempts = retrying.statistics["attempt_number"]
+            raise CoinCapUnavailable(url, attempts, self._describe_failure(error)) from error
+        return _page_from(url, response)
+
+    async def _send(self, endpoint: Endpoint, url: str, params: dict[str, int]) -> httpx.Response:
+        """One HTTP attempt; raises what the retry policy and the caller act on."""
+        started = time.perf_counter()
+        try:
+            # httpx's timeout bounds each phase; this bounds the whole request, so a server that
+            # drips bytes (or one served in-process, where httpx cannot time out) still ends.
+            async with asyncio.timeout(self.timeout_seconds):
+                response = await self._http.get(
+                    url, params=params, headers=self._headers, timeout=self.timeout_seconds
+                )
+        except (httpx.TransportError, TimeoutError):
+            self._observe(endpoint, "error", time.perf_counter() - started)
+            raise
+        self._observe(endpoint, response.status_code, time.perf_counter() - started)
+
+        status = response.status_code
+        if status in (401, 403):
+            raise BadApiKey(url, status)
+        if status == 429 or status >= 500:
+            raise _RetryableAnswer(status, _retry_after_seconds(response))
+        if not 200 <= status < 300:
+            raise UnexpectedStatus(url, status, response.text[:200])
+        return response
+
+    def _observe(self, endpoint: Endpoint, status: int | str, seconds: float) -> None:
+        if self._on_response is not None:
+            self._on_response(endpoint, status, seconds)
+
+    def _is_worth_retrying(self, error: BaseException) -> bool:
+        if isinstance(error, _RetryableAnswer):
+            retry_after = error.retry_after_seconds
+            return retry_after is None or retry_after <= self.retry_after_max_seconds
+        return isinstance(error, httpx.TransportError | TimeoutError)
+
+    def _wait_before_retry(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(error, _RetryableAnswer) and error.retry_after_seconds is not None:
+            return error.retry_after_seconds
+        return self._backoff(state)
+
+    def _describe_failure(self, error: BaseException | None) -> str:
+        if isinstance(error, _RetryableAnswer):
+            if error.retry_after_seconds is None:
+                return f"HTTP {error.status_code}"
+            return f"HTTP {error.status_code} (Retry-After {error.retry_after_seconds:g} s)"
+        if isinstance(error, TimeoutError):
+            return f"no complete answer within {self.timeout_seconds:g} s"
+        if error is None:
+            return "unknown failure"
+        detail = str(error)
+        return f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+
+
+def _retry_after_seconds(response: httpx.Response) -> float | None:
+    """``Retry-After`` in seconds (it may be a number or an HTTP date), or None when absent."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _page_from(url: str, response: httpx.Response) -> tuple[list[Any], int]:
+    """The records and the timestamp of one answer, or the error saying why there are none."""
+    try:
+        body = response.json()
+    except ValueError:
+        raise MalformedResponse(url, f"the body is not JSON: {response.text[:80]!r}") from None
+    if not isinstance(body, dict) or "data" not in body:
+        raise MalformedResponse(url, "the body has no 'data' field")
+    data = body["data"]
+    if isinstance(data, dict) and "message" in data:
+        raise RetiredApiVersion(url, str(data["message"]))
+    if not isinstance(data, list):
+        raise MalformedResponse(url, f"'data' is {type(data).__name__}, not a list of records")
+    timestamp = body.get("timestamp")
+    if (
+        isinstance(timestamp, bool)
+        or not isinstance(timestamp, int | float)
+        or not math.isfinite(timestamp)
+    ):
+        raise MalformedResponse(url, f"'timestamp' is missing or not a number: {timestamp!r}")
+    return data, int(timestamp)

@@ -1,0 +1,137 @@
+"""Validation of CoinCap asset and exchange records: lenient about form, strict about meaning.
+
+CoinCap sends numbers as decimal strings, sometimes as plain numbers, and leaves some fields null;
+all of that is accepted. A key that is missing or empty, or a "number" that is not one, makes a
+record invalid; every other field may be missing or null. The ingestors publish the raw record
+either way (valid ones to the data topic, invalid ones to the dead-letter topic with the reason
+from ``validation_error``), so nothing here changes what is published; the models exist to
+decide, and to give the reason.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, PlainValidator, StringConstraints, ValidationError
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+RecordKind = Literal["assets", "exchanges"]
+
+
+def _parse_number(value: object) -> Decimal:
+    """A decimal string, int or float as an exact ``Decimal``; anything else is not a number."""
+    if value is None:
+        raise PydanticCustomError("null", "must not be null")
+    number: Decimal | None = None
+    # bool is an int subclass, but True is not a price.
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = Decimal(value)
+    elif isinstance(value, float):
+        # repr keeps a float's shortest form: 0.1 becomes 0.1, not 0.1000000000000000055...
+        number = Decimal(repr(value))
+    elif isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            number = None
+    elif isinstance(value, Decimal):
+        number = value
+    if number is None or not number.is_finite():
+        raise PydanticCustomError("not_a_number", "not a number: {value}", {"value": repr(value)})
+    return number
+
+
+def _parse_whole_number(value: object) -> int:
+    """A whole number given as int, numeric string ("1", "1.0") or integral float."""
+    number = _parse_number(value)
+    if number != number.to_integral_value():
+        raise PydanticCustomError(
+            "not_a_whole_number", "not a whole number: {value}", {"value": repr(value)}
+        )
+    return int(number)
+
+
+Number = Annotated[Decimal, PlainValidator(_parse_number)]
+"""A finite number, kept exact; CoinCap's decimal strings carry up to ~36 decimals."""
+
+WholeNumber = Annotated[int, PlainValidator(_parse_whole_number)]
+
+NonEmptyText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class AssetRecord(BaseModel):
+    """One item of CoinCap's ``/assets`` answer."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    # Only the key is required. CoinCap leaves figures null for illiquid or new assets, and a
+    # row with a null price is still a fact worth keeping; a value that is there must be a number.
+    id: NonEmptyText
+    rank: WholeNumber | None = None
+    symbol: str | None = None
+    name: str | None = None
+    supply: Number | None = None
+    maxSupply: Number | None = None
+    marketCapUsd: Number | None = None
+    volumeUsd24Hr: Number | None = None
+    priceUsd: Number | None = None
+    changePercent24Hr: Number | None = None
+    vwap24Hr: Number | None = None
+    explorer: str | None = None
+
+
+class ExchangeRecord(BaseModel):
+    """One item of CoinCap's ``/exchanges`` answer. The key is ``exchangeId``; ``id`` is not
+    accepted in its place (only very old documentation used it)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    exchangeId: NonEmptyText
+    name: str | None = None
+    rank: WholeNumber | None = None
+    percentTotalVolume: Number | None = None
+    volumeUsd: Number | None = None
+    tradingPairs: WholeNumber | None = None
+    socket: bool | None = None
+    exchangeUrl: str | None = None
+    updated: WholeNumber | None = None
+    """When CoinCap last updated the exchange, in epoch milliseconds."""
+
+
+RECORD_MODELS: dict[RecordKind, type[AssetRecord] | type[ExchangeRecord]] = {
+    "assets": AssetRecord,
+    "exchanges": ExchangeRecord,
+}
+
+
+def validation_error(kind: RecordKind, raw: object) -> str | None:
+    """None when ``raw`` is a valid ``kind`` record, else a short reason for the dead-letter topic.
+
+    Reasons look like ``missing required field 'id'`` or ``priceUsd: not a number: 'abc'``;
+    several problems are joined with ``"; "``.
+    """
+    if not isinstance(raw, dict):
+        return f"record is not a JSON object: got {type(raw).__name__}"
+    try:
+        RECORD_MODELS[kind].model_validate(raw)
+    except ValidationError as error:
+        return "; ".join(_describe(detail) for detail in error.errors())
+    return None
+
+
+def _describe(detail: ErrorDetails) -> str:
+    field = ".".join(str(part) for part in detail["loc"])
+    if detail["type"] == "missing":
+        return f"missing required field {field!r}"
+    if detail["input"] is None:
+        return f"{field}: must not be null"
+    if detail["type"] == "string_too_short":
+        return f"{field}: must not be empty"
+    if detail["type"] in ("not_a_number", "not_a_whole_number"):
+        return f"{field}: {detail['msg']}"
+    return f"{field}: {detail['msg']}, got {_shorten(repr(detail['input']))}"
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,147 @@
+"""Record validation: lenient about how CoinCap writes values, strict about what they mean."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from shared.coincap.models import AssetRecord, ExchangeRecord, validation_error
+
+pytestmark = pytest.mark.unit
+
+# The documented examples, verbatim (see /work/shared/facts/coincap-api.md).
+BITCOIN: dict[str, Any] = {
+    "id": "bitcoin",
+    "rank": "1",
+    "symbol": "BTC",
+    "name": "Bitcoin",
+    "supply": "19788862.0000000000000000",
+    "maxSupply": "21000000.0000000000000000",
+    "marketCapUsd": "1904557171625.0952172577833640",
+    "volumeUsd24Hr": "12724040223.1452060699561802",
+    "priceUsd": "96243.8957644504882220",
+    "changePercent24Hr": "0.9762522061124105",
+    "vwap24Hr": "95583.4674577419449477",
+    "explorer": "https://blockchain.info/",
+    "tokens": {},
+}
+KRAKEN: dict[str, Any] = {
+    "exchangeId": "kraken",
+    "name": "Kraken",
+    "rank": "4",
+    "percentTotalVolume": "2.946801735133553120000000000000000000",
+    "volumeUsd": "84969370.4499608426167365",
+    "tradingPairs": "52",
+    "socket": False,
+    "exchangeUrl": "https://kraken.com",
+    "updated": 1536343139468,
+}
+
+
+def without(record: dict[str, Any], field: str) -> dict[str, Any]:
+    return {key: value for key, value in record.items() if key != field}
+
+
+def test_documented_records_are_valid_and_keep_every_digit() -> None:
+    assert validation_error("assets", BITCOIN) is None
+    assert validation_error("exchanges", KRAKEN) is None
+
+    asset = AssetRecord.model_validate(BITCOIN)
+    assert asset.priceUsd == Decimal("96243.8957644504882220")
+    assert str(asset.marketCapUsd) == "1904557171625.0952172577833640"
+    assert asset.rank == 1
+
+    exchange = ExchangeRecord.model_validate(KRAKEN)
+    assert exchange.percentTotalVolume == Decimal("2.946801735133553120000000000000000000")
+    assert (exchange.rank, exchange.tradingPairs, exchange.updated) == (4, 52, 1536343139468)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("96243.8957644504882220", Decimal("96243.8957644504882220")),
+        ("0.000000000012345678901234567890", Decimal("0.000000000012345678901234567890")),
+        (" 42.5 ", Decimal("42.5")),
+        ("1E-12", Decimal("1E-12")),
+        (96243, Decimal(96243)),
+        (0.1, Decimal("0.1")),  # the float's shortest form, not its binary expansion
+        (1.5e-12, Decimal("1.5e-12")),
+    ],
+)
+def test_numbers_may_be_decimal_strings_ints_or_floats(value: object, expected: Decimal) -> None:
+    record = {**BITCOIN, "priceUsd": value}
+    assert validation_error("assets", record) is None
+    assert AssetRecord.model_validate(record).priceUsd == expected
+
+
+@pytest.mark.parametrize("rank", ["1", 1, 1.0, "1.0"])
+def test_rank_and_trading_pairs_become_int(rank: object) -> None:
+    assert AssetRecord.model_validate({**BITCOIN, "rank": rank}).rank == 1
+    exchange = ExchangeRecord.model_validate({**KRAKEN, "rank": rank, "tradingPairs": rank})
+    assert exchange.rank == 1
+    assert exchange.tradingPairs == 1
+
+
+def test_updated_may_be_a_numeric_string() -> None:
+    exchange = ExchangeRecord.model_validate({**KRAKEN, "updated": "1536343139468"})
+    assert exchange.updated == 1536343139468
+
+
+def test_nulls_are_allowed_where_coincap_sends_them() -> None:
+    asset = {**BITCOIN, "maxSupply": None, "vwap24Hr": None, "explorer": None}
+    exchange = {**KRAKEN, "percentTotalVolume": None, "volumeUsd": None, "socket": None}
+    assert validation_error("assets", asset) is None
+    assert validation_error("exchanges", exchange) is None
+    # Absent counts as null for these fields.
+    assert validation_error("assets", without(BITCOIN, "vwap24Hr")) is None
+
+
+def test_unknown_fields_are_allowed() -> None:
+    assert validation_error("assets", {**BITCOIN, "newField": [1, 2]}) is None
+    assert validation_error("exchanges", {**KRAKEN, "country": "US"}) is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "record", "reason"),
+    [
+        ("assets", without(BITCOIN, "id"), "missing required field 'id'"),
+        ("assets", {**BITCOIN, "id": ""}, "id: must not be empty"),
+        ("assets", {**BITCOIN, "id": None}, "id: must not be null"),
+        ("assets", {**BITCOIN, "priceUsd": "abc"}, "priceUsd: not a number: 'abc'"),
+        ("assets", {**BITCOIN, "priceUsd": ""}, "priceUsd: not a number: ''"),
+        ("assets", {**BITCOIN, "priceUsd": "NaN"}, "priceUsd: not a number: 'NaN'"),
+        ("assets", {**BITCOIN, "priceUsd": True}, "priceUsd: not a number: True"),
+        ("assets", {**BITCOIN, "supply": {"value": 1}}, "supply: not a number: {'value': 1}"),
+        ("assets", {**BITCOIN, "rank": "1.5"}, "rank: not a whole number: '1.5'"),
+        ("exchanges", without(KRAKEN, "exchangeId"), "missing required field 'exchangeId'"),
+        ("exchanges", {**KRAKEN, "updated": "yesterday"}, "updated: not a number: 'yesterday'"),
+        ("exchanges", {**KRAKEN, "tradingPairs": "many"}, "tradingPairs: not a number: 'many'"),
+        ("assets", ["bitcoin"], "record is not a JSON object: got list"),
+    ],
+)
+def test_invalid_records_get_a_short_reason(kind: Any, record: object, reason: str) -> None:
+    assert validation_error(kind, record) == reason
+
+
+def test_an_exchange_keyed_by_the_old_id_field_is_invalid() -> None:
+    old_style = {**without(KRAKEN, "exchangeId"), "id": "kraken"}
+    assert validation_error("exchanges", old_style) == "missing required field 'exchangeId'"
+
+
+def test_several_problems_are_all_named() -> None:
+    reason = validation_error("assets", {**without(BITCOIN, "id"), "priceUsd": "abc"})
+    assert reason == "missing required field 'id'; priceUsd: not a number: 'abc'"
+
+
+def test_validation_does_not_change_the_raw_record() -> None:
+    record = {**BITCOIN, "id": "  bitcoin  ", "rank": "1"}
+    original = dict(record)
+    assert validation_error("assets", record) is None
+    assert record == original
+
+
+def test_only_the_key_is_required() -> None:
+    assert validation_error("assets", {"id": "newcoin", "priceUsd": None, "rank": None}) is None
+    assert validation_error("exchanges", {"exchangeId": "tinyex", "tradingPairs": None}) is None
