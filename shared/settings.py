@@ -7,8 +7,10 @@ credentials without passing them around by hand. The README has a table of every
 from __future__ import annotations
 
 import os
+import sys
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -38,6 +40,29 @@ class Settings(BaseSettings):
         default=9093, description="KRaft controller port of the local single-node broker."
     )
     kafka_heap: str = Field(default="512m", description="Java heap size of the local broker.")
+    topic_assets: str = Field(default="coincap.assets.v1", description="Topic of asset records.")
+    topic_exchanges: str = Field(
+        default="coincap.exchanges.v1", description="Topic of exchange records."
+    )
+    topic_deadletter: str = Field(
+        default="coincap.deadletter.v1",
+        description="Topic of records that failed validation, with the reason.",
+    )
+    topic_partitions: int = Field(
+        default=3, ge=1, description="Partitions of each topic, when coinstream creates it."
+    )
+    topic_replication_factor: int = Field(
+        default=1, ge=1, description="Replication factor of each topic, when coinstream creates it."
+    )
+    topic_retention_hours: int = Field(
+        default=168, ge=1, description="Retention of the record topics, in hours."
+    )
+    deadletter_retention_hours: int = Field(
+        default=720, ge=1, description="Retention of the dead-letter topic, in hours."
+    )
+    kafka_compression: Literal["gzip", "none"] = Field(
+        default="gzip", description="Producer compression codec."
+    )
 
     # --- Warehouse ---------------------------------------------------------------------------
     gcp_project: str | None = Field(
@@ -86,6 +111,48 @@ class Settings(BaseSettings):
     )
     coincap_max_retries: int = Field(
         default=5, ge=0, description="Retries of a CoinCap request on 5xx, 429, connection errors."
+    )
+    coincap_monthly_credits: int = Field(
+        default=2500,
+        ge=1,
+        description="CoinCap credits the API key may spend a month; the two ingestors share them "
+        "equally and poll no faster than that allows.",
+    )
+    coincap_credits_per_call: float = Field(
+        default=1.0, gt=0, description="CoinCap credits one API call costs."
+    )
+    poll_interval_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds between polls. Unset: derived from the credit budget (real API) or "
+        "5 s (simulator). Set: used as given, with a warning if it overruns the budget.",
+    )
+    quota_pause_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How long an ingestor stops polling after CoinCap says the quota is spent "
+        "(when the answer gives no Retry-After).",
+    )
+    ingest_buffer_max_records: int = Field(
+        default=100_000,
+        ge=1,
+        description="Records an ingestor holds while Kafka is unreachable; beyond it the oldest "
+        "polls are dropped, counted and logged.",
+    )
+    shutdown_flush_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a stopping ingestor tries to deliver what it holds.",
+    )
+    asset_ingestor_port: int = Field(
+        default=8101, description="HTTP port of the asset ingestor (/healthz, /metrics)."
+    )
+    exchange_ingestor_port: int = Field(
+        default=8102, description="HTTP port of the exchange ingestor (/healthz, /metrics)."
+    )
+    bind_host: str = Field(
+        default="127.0.0.1",
+        description="Address the services listen on (0.0.0.0 inside containers).",
     )
 
     # --- Local stack -------------------------------------------------------------------------
@@ -155,6 +222,15 @@ class Settings(BaseSettings):
         if self.uses_coincap_simulator:
             return f"http://127.0.0.1:{self.coincap_simulator_port}/v3"
         return self.coincap_base_url.rstrip("/")
+
+
+def load_settings_or_exit() -> Settings:
+    """Settings for a service's entry point: a bad variable ends the process with one line."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        print(f"coinstream: {describe_settings_error(error)}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 @lru_cache(maxsize=1)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiokafka.structs import ConsumerRecord
 
 from deploy.local import stack
 from shared.settings import PROJECT_ROOT, Settings
@@ -43,20 +44,23 @@ def subprocess_environment(overrides: dict[str, str]) -> dict[str, str]:
     return {**base, "PYTHONUNBUFFERED": "1", "COINSTREAM_ENV_FILE": os.devnull, **overrides}
 
 
-class StackProcess:
-    """One local-stack component (``kafka`` or ``bigquery``) run as ``make run`` runs it."""
+class ManagedProcess:
+    """One of our processes, started as ``make run`` starts it, with its output in a log file."""
 
-    def __init__(self, component: str, environment: dict[str, str], log_dir: Path) -> None:
-        self.component = component
+    def __init__(
+        self, name: str, argv: list[str], environment: dict[str, str], log_dir: Path
+    ) -> None:
+        self.name = name
+        self.argv = argv
         self.environment = subprocess_environment(environment)
-        self.log_path = log_dir / f"{component}.log"
+        self.log_path = log_dir / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "deploy.local.stack", self.component],
+                self.argv,
                 cwd=PROJECT_ROOT,
                 env=self.environment,
                 stdout=log,
@@ -77,8 +81,17 @@ class StackProcess:
     def is_running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
     def log_tail(self, lines: int = 20) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+
+def stack_process(component: str, environment: dict[str, str], log_dir: Path) -> ManagedProcess:
+    """A local-stack component (``kafka`` or ``bigquery``)."""
+    argv = [sys.executable, "-m", "deploy.local.stack", component]
+    return ManagedProcess(component, argv, environment, log_dir)
 
 
 class LocalStack:
@@ -87,13 +100,18 @@ class LocalStack:
     def __init__(self, environment: dict[str, str], state_dir: Path) -> None:
         self.environment = environment
         self.settings = settings_from(environment)
-        self.kafka = StackProcess("kafka", environment, state_dir / "logs")
-        self.bigquery = StackProcess("bigquery", environment, state_dir / "logs")
+        self.kafka = stack_process("kafka", environment, state_dir / "logs")
+        self.bigquery = stack_process("bigquery", environment, state_dir / "logs")
         self.start_seconds: dict[str, float] = {}
 
     def start(self) -> None:
         self.kafka.start()
         self.bigquery.start()
+        self.wait_ready()
+
+    def restart_kafka(self) -> None:
+        self.kafka.stop()
+        self.kafka.start()
         self.wait_ready()
 
     def wait_ready(self) -> None:
@@ -125,3 +143,75 @@ def local_stack() -> Iterator[LocalStack]:
 @pytest.fixture(scope="session")
 def stack_settings(local_stack: LocalStack) -> Settings:
     return local_stack.settings
+
+
+SIMULATOR_PORT = 18090
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[str]:
+    """The CoinCap simulator as a process; yields its base URL (``.../v3``)."""
+    process = ManagedProcess(
+        "coincap-simulator",
+        [
+            sys.executable,
+            "-m",
+            "shared.coincap.simulator",
+            "--port",
+            str(SIMULATOR_PORT),
+            "--seed",
+            "7",
+            "--tick-seconds",
+            "1",
+        ],
+        {},
+        TEST_STATE_DIR / "logs",
+    )
+    process.start()
+    base = f"http://127.0.0.1:{SIMULATOR_PORT}"
+    try:
+        stack.wait_until(
+            lambda: process.is_running() and _answers(f"{base}/healthz"), "the simulator", 30
+        )
+    except stack.StackError as error:
+        pytest.fail(f"{error}\n{process.log_tail()}")
+    yield f"{base}/v3"
+    process.stop()
+
+
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def read_topic(
+    bootstrap_servers: str, topic: str, expected: int | None = None, idle_seconds: float = 3.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every message of ``topic`` from the start, in offset order per partition.
+
+    Reads until ``expected`` messages arrived, or until nothing new came for ``idle_seconds``.
+    """
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    messages: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        while expected is None or len(messages) < expected:
+            batches = await consumer.getmany(timeout_ms=int(idle_seconds * 1000))
+            if not batches:
+                break
+            for batch in batches.values():
+                messages.extend(batch)
+    finally:
+        await consumer.stop()
+    return messages

@@ -1,0 +1,1 @@
+"""The asset ingestor: CoinCap /assets into Kafka topic ``coincap.assets.v1``."""

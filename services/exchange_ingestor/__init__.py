@@ -1,0 +1,1 @@
+"""The exchange ingestor: CoinCap /exchanges into Kafka topic ``coincap.exchanges.v1``."""

@@ -1,0 +1,1 @@
+"""The one poll -> produce loop, shared by the asset and the exchange ingestor."""
