@@ -31,7 +31,7 @@ setup: $(VENV)/.synced ## install locked Python packages, fetch Kafka and Spark 
 	$(VENV_BIN)/python -m deploy.local.stack setup
 
 run: setup ## start the local stack in the foreground; Ctrl-C stops everything
-	$(VENV_BIN)/honcho --procfile deploy/local/Procfile --app-root . start
+	$(VENV_BIN)/python -m deploy.local.stack run
 
 test: setup ## run every test (starts its own broker and emulator on test ports)
 	$(VENV_BIN)/pytest

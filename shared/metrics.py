@@ -17,7 +17,7 @@ from prometheus_client import (
 )
 
 # The *_created series double every counter for no use of ours.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 COINCAP_REQUESTS = Counter(
     "coinstream_coincap_requests_total",

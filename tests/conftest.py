@@ -6,6 +6,7 @@ on the default ports can stay up while the tests run.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -21,6 +22,9 @@ from deploy.local import stack
 from shared.settings import PROJECT_ROOT, Settings
 
 TEST_STATE_DIR = PROJECT_ROOT / ".state" / "test"
+
+# Readiness checks and outage tests expect refused connections; aiokafka logs each as an error.
+logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 TEST_ENVIRONMENT = {
     "COINSTREAM_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092",

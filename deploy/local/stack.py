@@ -1,13 +1,15 @@
 """The native local stack: a real Kafka broker and the BigQuery emulator as local processes.
 
-For machines without Docker, and for the test suite. ``make run`` uses it through honcho
-(``deploy/local/Procfile``); tests start the same commands as subprocesses. Subcommands:
+For machines without Docker, and for the test suite. ``make run`` runs the whole pipeline
+through honcho; tests start the same commands as subprocesses. Subcommands:
 
     python -m deploy.local.stack setup      fetch jars (Maven), place DuckDB extensions
+    python -m deploy.local.stack run        the whole local pipeline under honcho (`make run`)
     python -m deploy.local.stack kafka      run the broker in the foreground (formats on first run)
     python -m deploy.local.stack bigquery   run the BigQuery emulator in the foreground
     python -m deploy.local.stack wait       wait until both answer, then exit
-    python -m deploy.local.stack watch      wait, report ready, then report changes in health
+    python -m deploy.local.stack watch      wait for every process, report ready, then report
+                                            each change in health
 
 Every problem a user can fix (no Java, a port in use, a corrupt state folder) ends the command
 with one line saying what is wrong and what to do, and exit status 2.
@@ -18,10 +20,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import functools
 import hashlib
 import logging
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -422,16 +426,20 @@ async def kafka_answers(settings: Settings, within_seconds: float = 2.0) -> bool
         await admin.close()
 
 
-def bigquery_emulator_answers(settings: Settings, timeout: float = 2.0) -> bool:
-    """True when the emulator lists the datasets of its project."""
-    url = (
-        f"{settings.bigquery_emulator_url}/bigquery/v2/projects/"
-        f"{settings.bigquery_emulator_project}/datasets"
-    )
+def http_answers(url: str, timeout: float = 2.0) -> bool:
     try:
         return httpx.get(url, timeout=timeout).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def bigquery_emulator_answers(settings: Settings, timeout: float = 2.0) -> bool:
+    """True when the emulator lists the datasets of its project."""
+    return http_answers(
+        f"{settings.bigquery_emulator_url}/bigquery/v2/projects/"
+        f"{settings.bigquery_emulator_project}/datasets",
+        timeout,
+    )
 
 
 def wait_until(
@@ -475,27 +483,89 @@ def wait_for_bigquery_emulator(
     return wait_until(answers, what, timeout)
 
 
+def service_health_checks(settings: Settings) -> dict[str, tuple[str, Callable[[], bool]]]:
+    """What ``watch`` reports on: each process of ``run`` after the broker and the emulator."""
+    host = "127.0.0.1"
+    checks: dict[str, tuple[str, Callable[[], bool]]] = {}
+    services = []
+    if settings.uses_coincap_simulator:
+        services.append(("CoinCap simulator", settings.coincap_simulator_port))
+    services += [
+        ("asset-ingestor", settings.asset_ingestor_port),
+        ("exchange-ingestor", settings.exchange_ingestor_port),
+    ]
+    for name, port in services:
+        url = f"http://{host}:{port}/healthz"
+        checks[name] = (url, functools.partial(http_answers, url))
+    return checks
+
+
 def watch(settings: Settings, interval: float = 5.0) -> None:
     """Report when the stack is ready, then every change in its health, until stopped."""
     kafka_seconds = wait_for_kafka(settings)
     bigquery_seconds = wait_for_bigquery_emulator(settings)
+    services = service_health_checks(settings)
+    for name, (url, answers) in services.items():
+        wait_until(answers, f"{name} at {url}", 60.0)
     print(
         f"ready: Kafka at {settings.kafka_bootstrap_servers} ({kafka_seconds:.1f} s), "
-        f"BigQuery emulator at {settings.bigquery_emulator_url} ({bigquery_seconds:.1f} s); "
-        "Ctrl-C stops everything",
+        f"BigQuery emulator at {settings.bigquery_emulator_url} ({bigquery_seconds:.1f} s), "
+        + ", ".join(f"{name} at {url}" for name, (url, _) in services.items())
+        + "; Ctrl-C stops everything",
         flush=True,
     )
-    healthy = {"Kafka": True, "BigQuery emulator": True}
+    if settings.uses_coincap_simulator:
+        print(
+            "data is SIMULATED: no COINSTREAM_COINCAP_API_KEY is set, so the ingestors poll the "
+            "bundled CoinCap simulator",
+            flush=True,
+        )
+    checks: dict[str, Callable[[], bool]] = {
+        "Kafka": lambda: asyncio.run(kafka_answers(settings)),
+        "BigQuery emulator": lambda: bigquery_emulator_answers(settings),
+        **{name: answers for name, (_, answers) in services.items()},
+    }
+    healthy = dict.fromkeys(checks, True)
     while True:
         time.sleep(interval)
-        now = {
-            "Kafka": asyncio.run(kafka_answers(settings)),
-            "BigQuery emulator": bigquery_emulator_answers(settings),
-        }
-        for name, answers in now.items():
+        for name, check in checks.items():
+            answers = check()
             if answers != healthy[name]:
                 print(f"{name} {'answers again' if answers else 'stopped answering'}", flush=True)
-        healthy = now
+            healthy[name] = answers
+
+
+def local_processes(settings: Settings) -> dict[str, str]:
+    """The processes of the local pipeline, by name, as shell commands for honcho."""
+    python = shlex.quote(sys.executable)
+    processes = {
+        "kafka": f"{python} -m deploy.local.stack kafka",
+        "bigquery": f"{python} -m deploy.local.stack bigquery",
+    }
+    if settings.uses_coincap_simulator:
+        processes["coincap-simulator"] = (
+            f"{python} -m shared.coincap.simulator --port {settings.coincap_simulator_port}"
+        )
+    processes["asset-ingestor"] = f"{python} -m services.asset_ingestor"
+    processes["exchange-ingestor"] = f"{python} -m services.exchange_ingestor"
+    processes["stack"] = f"{python} -m deploy.local.stack watch"
+    return processes
+
+
+def run(settings: Settings) -> int:
+    """Run the local pipeline under honcho until Ctrl-C, SIGTERM, or one process exits.
+
+    honcho starts every process, prefixes its output with its name, and on a signal (or when
+    any process ends) stops all of them, killing what has not exited within a few seconds.
+    """
+    from honcho.manager import Manager
+    from honcho.printer import Printer
+
+    manager = Manager(Printer(sys.stdout, colour=sys.stdout.isatty()))
+    for name, command in local_processes(settings).items():
+        manager.add_process(name, command, env=dict(os.environ), cwd=str(PROJECT_ROOT))
+    manager.loop()
+    return int(manager.returncode or 0)
 
 
 # --- command line ----------------------------------------------------------------------------
@@ -506,7 +576,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m deploy.local.stack", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument(
-        "command", choices=["setup", "kafka", "bigquery", "wait", "watch"], help="what to do"
+        "command",
+        choices=["setup", "run", "kafka", "bigquery", "wait", "watch"],
+        help="what to do",
     )
     arguments = parser.parse_args(argv)
     # Readiness checks expect refused connections while a broker starts; aiokafka would log
@@ -528,6 +600,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             command, environment = bigquery_emulator_command(settings)
             sys.stdout.flush()
             os.execve(command[0], command, environment)
+        elif arguments.command == "run":
+            return run(settings)
         elif arguments.command == "wait":
             wait_for_kafka(settings)
             wait_for_bigquery_emulator(settings)

@@ -44,6 +44,9 @@ SECONDS_PER_MONTH = 30 * 24 * 3600
 INGESTORS_SHARING_THE_BUDGET = 2
 SIMULATOR_POLL_INTERVAL_SECONDS = 5.0
 SEND_RETRY_MAX_SECONDS = 5.0
+ACKNOWLEDGEMENT_PATIENCE_SECONDS = 5.0
+DELIVERY_TIMEOUT_SECONDS = 30.0
+PRODUCER_CLOSE_SECONDS = 5.0
 LOSS_REASONS = {
     "buffer_full": "the delivery buffer is full",
     "shutdown": "stopped before Kafka acknowledged it",
@@ -186,9 +189,17 @@ class Ingestor:
         finally:
             sender.cancel()
             await asyncio.gather(sender, return_exceptions=True)
-            if self.producer is not None:
-                await self.producer.stop()
-                self.producer = None
+            await self._close_producer()
+
+    async def _close_producer(self) -> None:
+        if self.producer is None:
+            return
+        producer, self.producer = self.producer, None
+        # stop() flushes, which waits for a broker that may never come back.
+        try:
+            await asyncio.wait_for(producer.stop(), PRODUCER_CLOSE_SECONDS)
+        except TimeoutError:
+            logger.error("%s: Kafka producer did not close in time", self.spec.name)
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -385,12 +396,34 @@ class Ingestor:
                 not_sent = messages[index:]
                 break
             in_flight.append((message, future))
-        outcomes = await asyncio.gather(
-            *(future for _, future in in_flight), return_exceptions=True
-        )
+        futures = [future for _, future in in_flight]
+        if futures:
+            _, waiting = await asyncio.wait(futures, timeout=ACKNOWLEDGEMENT_PATIENCE_SECONDS)
+            if waiting:
+                # The producer keeps these and delivers them, in order and once, when the broker
+                # is back; say so now rather than when they finally arrive.
+                self._note_kafka(
+                    False,
+                    f"Kafka has not acknowledged {len(waiting)} record(s) for "
+                    f"{ACKNOWLEDGEMENT_PATIENCE_SECONDS:g} s",
+                )
+                _, waiting = await asyncio.wait(
+                    waiting, timeout=DELIVERY_TIMEOUT_SECONDS - ACKNOWLEDGEMENT_PATIENCE_SECONDS
+                )
+            if waiting:
+                # Seen after a broker restart: an idempotent producer that never completes some
+                # sends although the broker is back. Replace it; what it did not deliver is sent
+                # again by the next producer.
+                logger.error(
+                    "%s: %d record(s) unacknowledged for %g s; replacing the Kafka producer",
+                    self.spec.name,
+                    len(waiting),
+                    DELIVERY_TIMEOUT_SECONDS,
+                )
+                await self._close_producer()
         failed = []
-        for (message, _), outcome in zip(in_flight, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
+        for message, future in in_flight:
+            if not future.done() or future.cancelled() or future.exception() is not None:
                 failed.append(message)
             else:
                 metrics.RECORDS_PRODUCED.labels(self.spec.name, message.topic).inc()

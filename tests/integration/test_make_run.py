@@ -1,4 +1,4 @@
-"""`make run` brings the stack up, says so, and Ctrl-C leaves no process behind."""
+"""`make run` brings the pipeline up, says so, and Ctrl-C leaves no process behind."""
 
 from __future__ import annotations
 
@@ -33,6 +33,9 @@ def test_make_run_reports_ready_and_ctrl_c_stops_everything(tmp_path: Path) -> N
             "COINSTREAM_BIGQUERY_EMULATOR_URL": "http://127.0.0.1:29050",
             "COINSTREAM_BIGQUERY_EMULATOR_GRPC_PORT": "29060",
             "COINSTREAM_STATE_DIR": str(tmp_path / "state"),
+            "COINSTREAM_COINCAP_SIMULATOR_PORT": "28090",
+            "COINSTREAM_ASSET_INGESTOR_PORT": "28101",
+            "COINSTREAM_EXCHANGE_INGESTOR_PORT": "28102",
         }
     )
     log_path = tmp_path / "make-run.log"
@@ -52,7 +55,11 @@ def test_make_run_reports_ready_and_ctrl_c_stops_everything(tmp_path: Path) -> N
             assert make.poll() is None, log_path.read_text(errors="replace")[-3000:]
             assert time.monotonic() < deadline, "make run did not report ready within 120 s"
             time.sleep(0.5)
-        assert len(processes_in_session(make.pid)) >= 4  # make, honcho, broker, emulator, ...
+        log_text = log_path.read_text(errors="replace")
+        assert "asset-ingestor at http://127.0.0.1:28101/healthz" in log_text
+        assert "data is SIMULATED" in log_text
+        # make, honcho, broker, emulator, simulator, two ingestors, the watcher (and shells)
+        assert len(processes_in_session(make.pid)) >= 8
 
         os.killpg(make.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         make.wait(timeout=60)
