@@ -12,7 +12,7 @@ VENV_BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(VENV_BIN):$(PATH)
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: help setup run test test-unit test-integration lint format schemas clean-state clean
+.PHONY: help setup run test test-unit test-integration lint format schemas bench clean-state clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -59,3 +59,6 @@ clean-state: ## delete local Kafka and BigQuery data (.state); jars and packages
 
 clean: clean-state ## also delete the environment and downloaded jars
 	rm -rf $(VENV) .cache
+
+bench: setup ## run the benchmarks against the real local stack and print their figures
+	$(VENV_BIN)/python -m bench.ingest_throughput

@@ -1,0 +1,146 @@
+"""Our processes, run the way ``make run`` runs them, for tests and benchmarks.
+
+``ManagedProcess`` starts one command with its output in a log file; ``LocalStack`` is the broker
+and the emulator with the settings that reach them. ``make run`` itself uses honcho instead
+(``stack.run``); these exist so that a test can stop and restart one piece at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
+
+from deploy.local import stack
+from shared.settings import PROJECT_ROOT, Settings
+
+
+def settings_from(environment: dict[str, str]) -> Settings:
+    """Settings as a subprocess started with ``environment`` would read them."""
+    values = {key.removeprefix("COINSTREAM_").lower(): value for key, value in environment.items()}
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def subprocess_environment(overrides: dict[str, str]) -> dict[str, str]:
+    """Our environment without any COINSTREAM_ setting of the developer's, plus ``overrides``."""
+    base = {key: value for key, value in os.environ.items() if not key.startswith("COINSTREAM_")}
+    return {**base, "PYTHONUNBUFFERED": "1", "COINSTREAM_ENV_FILE": os.devnull, **overrides}
+
+
+class ManagedProcess:
+    """One of our processes, started as ``make run`` starts it, with its output in a log file."""
+
+    def __init__(
+        self, name: str, argv: list[str], environment: dict[str, str], log_dir: Path
+    ) -> None:
+        self.name = name
+        self.argv = argv
+        self.environment = subprocess_environment(environment)
+        self.log_path = log_dir / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.argv,
+                cwd=PROJECT_ROOT,
+                env=self.environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 30.0) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self, lines: int = 20) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+
+def stack_process(component: str, environment: dict[str, str], log_dir: Path) -> ManagedProcess:
+    """A local-stack component (``kafka`` or ``bigquery``)."""
+    argv = [sys.executable, "-m", "deploy.local.stack", component]
+    return ManagedProcess(component, argv, environment, log_dir)
+
+
+class LocalStack:
+    """The broker and the emulator, with the settings that reach them."""
+
+    def __init__(self, environment: dict[str, str], state_dir: Path) -> None:
+        self.environment = environment
+        self.settings = settings_from(environment)
+        self.kafka = stack_process("kafka", environment, state_dir / "logs")
+        self.bigquery = stack_process("bigquery", environment, state_dir / "logs")
+        self.start_seconds: dict[str, float] = {}
+
+    def start(self) -> None:
+        self.kafka.start()
+        self.bigquery.start()
+        self.wait_ready()
+
+    def restart_kafka(self) -> None:
+        self.kafka.stop()
+        self.kafka.start()
+        self.wait_ready()
+
+    def wait_ready(self) -> None:
+        for name, process, wait in (
+            ("kafka", self.kafka, stack.wait_for_kafka),
+            ("bigquery", self.bigquery, stack.wait_for_bigquery_emulator),
+        ):
+            try:
+                self.start_seconds[name] = wait(self.settings, 90.0, process.is_running)
+            except stack.StackError as error:
+                raise stack.StackError(
+                    f"{error}\n--- {process.log_path} ---\n{process.log_tail()}"
+                ) from None
+
+    def stop(self) -> None:
+        self.kafka.stop()
+        self.bigquery.stop()
+
+
+async def read_topic(
+    bootstrap_servers: str, topic: str, expected: int | None = None, idle_seconds: float = 3.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every message of ``topic`` from the start, in offset order per partition.
+
+    Reads until ``expected`` messages arrived, or until nothing new came for ``idle_seconds``.
+    """
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    messages: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        while expected is None or len(messages) < expected:
+            batches = await consumer.getmany(timeout_ms=int(idle_seconds * 1000))
+            if not batches:
+                break
+            for batch in batches.values():
+                messages.extend(batch)
+    finally:
+        await consumer.stop()
+    return messages
