@@ -7,6 +7,7 @@ on the default ports can stay up while the tests run.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -25,16 +26,24 @@ from shared.settings import PROJECT_ROOT, Settings
 
 __all__ = ["LocalStack", "ManagedProcess", "read_topic", "settings_from", "subprocess_environment"]
 
-TEST_STATE_DIR = PROJECT_ROOT / ".state" / "test"
+# Two test runs on one machine (two worktrees, say) keep apart by setting this to, e.g., 100:
+# every test port moves by it, and the state folder is named after it.
+PORT_OFFSET = int(os.environ.get("COINSTREAM_TEST_PORT_OFFSET", "0"))
+TEST_STATE_DIR = PROJECT_ROOT / ".state" / (f"test-{PORT_OFFSET}" if PORT_OFFSET else "test")
 
 # Readiness checks and outage tests expect refused connections; aiokafka logs each as an error.
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
+
+def offset_port(port: int) -> int:
+    return port + PORT_OFFSET
+
+
 TEST_ENVIRONMENT = {
-    "COINSTREAM_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092",
-    "COINSTREAM_KAFKA_CONTROLLER_PORT": "19093",
-    "COINSTREAM_BIGQUERY_EMULATOR_URL": "http://127.0.0.1:19050",
-    "COINSTREAM_BIGQUERY_EMULATOR_GRPC_PORT": "19060",
+    "COINSTREAM_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{offset_port(19092)}",
+    "COINSTREAM_KAFKA_CONTROLLER_PORT": str(offset_port(19093)),
+    "COINSTREAM_BIGQUERY_EMULATOR_URL": f"http://127.0.0.1:{offset_port(19050)}",
+    "COINSTREAM_BIGQUERY_EMULATOR_GRPC_PORT": str(offset_port(19060)),
     "COINSTREAM_BIGQUERY_DATASET": "coinstream_test",
     "COINSTREAM_STATE_DIR": str(TEST_STATE_DIR / "stack"),
 }
@@ -59,7 +68,7 @@ def stack_settings(local_stack: LocalStack) -> Settings:
     return local_stack.settings
 
 
-SIMULATOR_PORT = 18090
+SIMULATOR_PORT = offset_port(18090)
 
 
 @pytest.fixture(scope="session")

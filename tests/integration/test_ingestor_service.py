@@ -21,12 +21,13 @@ from tests.conftest import (
     TEST_STATE_DIR,
     LocalStack,
     ManagedProcess,
+    offset_port,
     read_topic,
 )
 
 pytestmark = pytest.mark.integration
 
-INGESTOR_PORT = 18101
+INGESTOR_PORT = offset_port(18101)
 HEALTH_URL = f"http://127.0.0.1:{INGESTOR_PORT}/healthz"
 FAULTS_URL = f"http://127.0.0.1:{SIMULATOR_PORT}/_simulator/faults"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from shared.settings import PROJECT_ROOT
-from tests.conftest import subprocess_environment
+from tests.conftest import offset_port, subprocess_environment
 
 pytestmark = pytest.mark.integration
 
@@ -28,14 +28,14 @@ def processes_in_session(session_id: int) -> list[str]:
 def test_make_run_reports_ready_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     environment = subprocess_environment(
         {
-            "COINSTREAM_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:29092",
-            "COINSTREAM_KAFKA_CONTROLLER_PORT": "29093",
-            "COINSTREAM_BIGQUERY_EMULATOR_URL": "http://127.0.0.1:29050",
-            "COINSTREAM_BIGQUERY_EMULATOR_GRPC_PORT": "29060",
+            "COINSTREAM_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{offset_port(29092)}",
+            "COINSTREAM_KAFKA_CONTROLLER_PORT": str(offset_port(29093)),
+            "COINSTREAM_BIGQUERY_EMULATOR_URL": f"http://127.0.0.1:{offset_port(29050)}",
+            "COINSTREAM_BIGQUERY_EMULATOR_GRPC_PORT": str(offset_port(29060)),
             "COINSTREAM_STATE_DIR": str(tmp_path / "state"),
-            "COINSTREAM_COINCAP_SIMULATOR_PORT": "28090",
-            "COINSTREAM_ASSET_INGESTOR_PORT": "28101",
-            "COINSTREAM_EXCHANGE_INGESTOR_PORT": "28102",
+            "COINSTREAM_COINCAP_SIMULATOR_PORT": str(offset_port(28090)),
+            "COINSTREAM_ASSET_INGESTOR_PORT": str(offset_port(28101)),
+            "COINSTREAM_EXCHANGE_INGESTOR_PORT": str(offset_port(28102)),
         }
     )
     log_path = tmp_path / "make-run.log"
@@ -51,12 +51,14 @@ def test_make_run_reports_ready_and_ctrl_c_stops_everything(tmp_path: Path) -> N
         )
     try:
         deadline = time.monotonic() + 120
-        while "ready: Kafka at 127.0.0.1:29092" not in log_path.read_text(errors="replace"):
+        while f"ready: Kafka at 127.0.0.1:{offset_port(29092)}" not in log_path.read_text(
+            errors="replace"
+        ):
             assert make.poll() is None, log_path.read_text(errors="replace")[-3000:]
             assert time.monotonic() < deadline, "make run did not report ready within 120 s"
             time.sleep(0.5)
         log_text = log_path.read_text(errors="replace")
-        assert "asset-ingestor at http://127.0.0.1:28101/healthz" in log_text
+        assert f"asset-ingestor at http://127.0.0.1:{offset_port(28101)}/healthz" in log_text
         assert "data is SIMULATED" in log_text
         # make, honcho, broker, emulator, simulator, two ingestors, the watcher (and shells)
         assert len(processes_in_session(make.pid)) >= 8
