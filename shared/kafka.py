@@ -6,12 +6,13 @@ the client cannot write a record twice; compression keeps CoinCap's verbose JSON
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import for_code
+from aiokafka.errors import KafkaError, for_code
 
 from shared.settings import Settings
 
@@ -26,7 +27,17 @@ class TopicSpec:
     name: str
     partitions: int
     replication_factor: int
-    retention_hours: int
+    retention_hours: int | None
+    """None keeps records until compaction replaces them (with ``compact``)."""
+    compact: bool = False
+    """Keep only the newest record per key (``cleanup.policy=compact``), as for state topics."""
+
+    def topic_configs(self) -> dict[str, str]:
+        if self.compact:
+            # The active segment is never compacted; rolling hourly lets compaction catch up.
+            return {"cleanup.policy": "compact", "segment.ms": str(HOUR_MS)}
+        assert self.retention_hours is not None
+        return {"retention.ms": str(self.retention_hours * HOUR_MS)}
 
 
 def pipeline_topics(settings: Settings) -> list[TopicSpec]:
@@ -50,7 +61,7 @@ async def ensure_topics(settings: Settings, topics: list[TopicSpec]) -> list[str
                     topic.name,
                     num_partitions=topic.partitions,
                     replication_factor=topic.replication_factor,
-                    topic_configs={"retention.ms": str(topic.retention_hours * HOUR_MS)},
+                    topic_configs=topic.topic_configs(),
                 )
                 for topic in topics
             ]
@@ -66,6 +77,23 @@ async def ensure_topics(settings: Settings, topics: list[TopicSpec]) -> list[str
             message = rest[0] if rest else ""
             raise for_code(error_code)(f"could not create topic {name}: {message}")
     return created
+
+
+async def kafka_answers(settings: Settings, within_seconds: float = 2.0) -> bool:
+    """True when the broker answers a metadata request (not merely when its port is open)."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        request_timeout_ms=int(within_seconds * 1000),
+    )
+    try:
+        async with asyncio.timeout(within_seconds):
+            await admin.start()
+            cluster = await admin.describe_cluster()
+        return bool(cluster.get("brokers"))
+    except (KafkaError, OSError, TimeoutError):
+        return False
+    finally:
+        await admin.close()
 
 
 def create_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:

@@ -58,6 +58,9 @@ class TableSchema:
     columns: tuple[Column, ...]
     description: str
     partition_column: str = "processing_timestamp"
+    merge_key_columns: tuple[str, ...] = ()
+    """What makes a row the same row; a re-run micro-batch adds nothing whose key is there.
+    Empty means (key column, ``source_timestamp``)."""
 
     @property
     def source_key_field(self) -> str:
@@ -71,9 +74,9 @@ class TableSchema:
         return [self.key_column]
 
     @property
-    def dedup_columns(self) -> tuple[str, str]:
+    def dedup_columns(self) -> tuple[str, ...]:
         """A record is the same record when its key and its source timestamp are equal."""
-        return (self.key_column, "source_timestamp")
+        return self.merge_key_columns or (self.key_column, "source_timestamp")
 
     @property
     def column_names(self) -> list[str]:
@@ -244,7 +247,29 @@ EXCHANGES = TableSchema(
     ),
 )
 
-TABLES: tuple[TableSchema, ...] = (ASSETS, EXCHANGES)
+QUARANTINE = TableSchema(
+    table="quarantine",
+    key_column="topic",
+    description="Kafka messages the stream worker could not turn into rows, with the reason.",
+    merge_key_columns=("topic", "partition", "offset"),
+    columns=(
+        Column("topic", ColumnType.STRING, "Kafka topic the message came from.", required=True),
+        Column("partition", ColumnType.INT64, "Kafka partition.", required=True),
+        Column("offset", ColumnType.INT64, "Offset within the partition.", required=True),
+        Column("kafka_timestamp", ColumnType.TIMESTAMP, "Kafka's timestamp of the message."),
+        Column("raw_value", ColumnType.STRING, "The message value as received."),
+        Column("reason", ColumnType.STRING, "Why it was quarantined.", required=True),
+        Column(
+            "processing_timestamp",
+            ColumnType.TIMESTAMP,
+            "When the stream worker quarantined it; the table is partitioned on it by day.",
+            required=True,
+        ),
+    ),
+)
+
+RECORD_TABLES: tuple[TableSchema, ...] = (ASSETS, EXCHANGES)
+TABLES: tuple[TableSchema, ...] = (ASSETS, EXCHANGES, QUARANTINE)
 
 
 def json_schema_path(directory: Path, schema: TableSchema) -> Path:

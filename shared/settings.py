@@ -6,6 +6,7 @@ credentials without passing them around by hand. The README has a table of every
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from functools import lru_cache
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -150,9 +151,86 @@ class Settings(BaseSettings):
     exchange_ingestor_port: int = Field(
         default=8102, description="HTTP port of the exchange ingestor (/healthz, /metrics)."
     )
+    stream_worker_port: int = Field(
+        default=8103, description="HTTP port of the stream worker (/healthz, /metrics)."
+    )
+    stream_trigger_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between micro-batches. Local default 5; on real BigQuery use 60 or "
+        "more (about 1,500 load jobs per table per day).",
+    )
+    stream_max_records_per_batch: int = Field(
+        default=100_000, ge=1, description="Most Kafka records one micro-batch reads."
+    )
+    stream_checkpoint_location: str | None = Field(
+        default=None,
+        description="Spark checkpoint folder (a local path, or gs://bucket/path in the cloud). "
+        "Unset: <state_dir>/checkpoints/stream-worker.",
+    )
+    stream_consumer_group: str = Field(
+        default="coinstream-stream-worker",
+        description="Kafka consumer group the worker commits processed offsets to, for lag.",
+    )
+    stream_dedup_horizon_hours: int = Field(
+        default=48,
+        ge=1,
+        description="How far back (by processing time) a micro-batch looks for rows it would "
+        "duplicate; bounds the partitions each MERGE scans.",
+    )
+    spark_driver_memory: str = Field(default="1g", description="Spark driver memory.")
     bind_host: str = Field(
         default="127.0.0.1",
         description="Address the services listen on (0.0.0.0 inside containers).",
+    )
+
+    # --- Control service and Prometheus ------------------------------------------------------
+    control_port: int = Field(
+        default=8100, description="HTTP port of the control service (API, /healthz, /metrics)."
+    )
+    control_api_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token the control service's mutating endpoints require (secret). "
+        "Unset: the service refuses to start unless COINSTREAM_CONTROL_ALLOW_OPEN is set; "
+        "`make run` generates one into <state_dir>/control-token.",
+    )
+    control_allow_open: bool = Field(
+        default=False,
+        description="Let the control service run with no token, mutating endpoints open to "
+        "anyone who reaches it; honoured only when COINSTREAM_BIND_HOST is a loopback address.",
+    )
+    topic_control: str = Field(
+        default="coinstream.control.v1",
+        description="Compacted topic of the desired state of each component (key: component).",
+    )
+    control_refresh_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often the control service refreshes component state and lag metrics.",
+    )
+    control_freshness_refresh_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often the control service queries the warehouse for freshness metrics "
+        "(each refresh is one small query per table).",
+    )
+    asset_ingestor_url: str | None = Field(
+        default=None,
+        description="Where the control service reaches the asset ingestor. Unset: "
+        "http://127.0.0.1:<asset_ingestor_port>.",
+    )
+    exchange_ingestor_url: str | None = Field(
+        default=None,
+        description="Where the control service reaches the exchange ingestor. Unset: "
+        "http://127.0.0.1:<exchange_ingestor_port>.",
+    )
+    stream_worker_url: str | None = Field(
+        default=None,
+        description="Where the control service reaches the stream worker. Unset: "
+        "http://127.0.0.1:<stream_worker_port>.",
+    )
+    prometheus_port: int = Field(
+        default=9090, description="Port of the Prometheus that `make run` starts."
     )
 
     # --- Local stack -------------------------------------------------------------------------
@@ -189,6 +267,19 @@ class Settings(BaseSettings):
             )
         return value.rstrip("/")
 
+    @field_validator("asset_ingestor_url", "exchange_ingestor_url", "stream_worker_url")
+    @classmethod
+    def _component_url_is_http(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"COINSTREAM_{str(info.field_name).upper()} must look like "
+                f"http://asset-ingestor:8101, got {value!r}"
+            )
+        return value.rstrip("/")
+
     @property
     def uses_bigquery_emulator(self) -> bool:
         """True when no GCP project is set, so the warehouse is the local emulator."""
@@ -212,6 +303,13 @@ class Settings(BaseSettings):
         return port
 
     @property
+    def checkpoint_location(self) -> str:
+        """Where the stream worker keeps its Spark checkpoint."""
+        if self.stream_checkpoint_location:
+            return self.stream_checkpoint_location
+        return str(self.state_dir / "checkpoints" / "stream-worker")
+
+    @property
     def uses_coincap_simulator(self) -> bool:
         """True when no API key is set, so ingestors poll the bundled simulator."""
         return self.coincap_api_key is None
@@ -222,6 +320,28 @@ class Settings(BaseSettings):
         if self.uses_coincap_simulator:
             return f"http://127.0.0.1:{self.coincap_simulator_port}/v3"
         return self.coincap_base_url.rstrip("/")
+
+    @property
+    def component_urls(self) -> dict[str, str]:
+        """Base URL of each component the control service watches, by component name."""
+        return {
+            "asset-ingestor": self.asset_ingestor_url
+            or f"http://127.0.0.1:{self.asset_ingestor_port}",
+            "exchange-ingestor": self.exchange_ingestor_url
+            or f"http://127.0.0.1:{self.exchange_ingestor_port}",
+            "stream-worker": self.stream_worker_url
+            or f"http://127.0.0.1:{self.stream_worker_port}",
+        }
+
+    @property
+    def bind_host_is_loopback(self) -> bool:
+        """True when the services listen on loopback only, out of reach of other machines."""
+        if self.bind_host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.bind_host).is_loopback
+        except ValueError:
+            return False
 
 
 def load_settings_or_exit() -> Settings:

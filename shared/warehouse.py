@@ -12,7 +12,7 @@ from google.api_core.retry import Retry
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
-from shared.schemas import TABLES, TableSchema
+from shared.schemas import ASSETS, EXCHANGES, TABLES, TableSchema
 from shared.settings import Settings
 
 
@@ -74,3 +74,43 @@ def ensure_warehouse(
         )
         for schema in tables
     ]
+
+
+def view_definitions(settings: Settings) -> dict[str, str]:
+    """The views dashboards read, by name: newest row per key, and time series.
+
+    ``*_latest`` hold one row per asset or exchange, its newest snapshot; ``*_timeseries``
+    hold the columns a chart plots, one row per snapshot. Both read through the tables, so
+    they stay current without refreshes; dashboards bound them by time range and row count.
+    """
+    assets = table_id(settings, ASSETS)
+    exchanges = table_id(settings, EXCHANGES)
+    return {
+        "assets_latest": f"""
+            SELECT * FROM `{assets}`
+            QUALIFY ROW_NUMBER() OVER (PARTITION BY id ORDER BY source_timestamp DESC) = 1""",
+        "exchanges_latest": f"""
+            SELECT * FROM `{exchanges}`
+            QUALIFY ROW_NUMBER() OVER (
+                PARTITION BY exchange_id ORDER BY source_timestamp DESC) = 1""",
+        "assets_timeseries": f"""
+            SELECT source_timestamp AS ts, id, symbol, name, rank, price_usd, market_cap_usd,
+                   supply, max_supply, supply_ratio, volume_usd_24hr, change_percent_24hr,
+                   processing_timestamp
+            FROM `{assets}`""",
+        "exchanges_timeseries": f"""
+            SELECT source_timestamp AS ts, exchange_id, name, rank, percent_total_volume,
+                   volume_usd, trading_pairs, processing_timestamp
+            FROM `{exchanges}`""",
+    }
+
+
+def ensure_views(client: bigquery.Client, settings: Settings) -> None:
+    """Create or replace the dashboard views (cheap: a view is only its SQL)."""
+    dataset = f"{settings.warehouse_project}.{settings.bigquery_dataset}"
+    for name, sql in view_definitions(settings).items():
+        client.query(
+            f"CREATE OR REPLACE VIEW `{dataset}.{name}` AS {sql}",
+            retry=bigquery_retry(settings),
+            timeout=settings.bigquery_timeout_seconds,
+        ).result(timeout=settings.bigquery_timeout_seconds)

@@ -36,10 +36,9 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 import httpx
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from shared.kafka import kafka_answers
 from shared.settings import PROJECT_ROOT, Settings, describe_settings_error
 
 MAVEN_DIR = PROJECT_ROOT / "deploy" / "local" / "maven"
@@ -192,7 +191,8 @@ def place_duckdb_extensions(settings: Settings) -> None:
     version = "v" + duckdb.__version__
     for name in DUCKDB_EXTENSIONS:
         package = __import__(f"duckdb_extension_{name}")
-        source = Path(package.__file__).parent / "extensions" / version / f"{name}.duckdb_extension"
+        package_dir = Path(str(package.__file__)).parent
+        source = package_dir / "extensions" / version / f"{name}.duckdb_extension"
         if not source.exists():
             raise StackError(
                 f"{source} is missing: duckdb-extension-{name} does not match duckdb "
@@ -409,23 +409,6 @@ def bigquery_emulator_command(settings: Settings) -> tuple[list[str], dict[str, 
 # --- readiness -------------------------------------------------------------------------------
 
 
-async def kafka_answers(settings: Settings, within_seconds: float = 2.0) -> bool:
-    """True when the broker answers a metadata request (not merely when its port is open)."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        request_timeout_ms=int(within_seconds * 1000),
-    )
-    try:
-        async with asyncio.timeout(within_seconds):
-            await admin.start()
-            cluster = await admin.describe_cluster()
-        return bool(cluster.get("brokers"))
-    except (KafkaError, OSError, TimeoutError):
-        return False
-    finally:
-        await admin.close()
-
-
 def http_answers(url: str, timeout: float = 2.0) -> bool:
     try:
         return httpx.get(url, timeout=timeout).status_code == 200
@@ -529,10 +512,10 @@ def watch(settings: Settings, interval: float = 5.0) -> None:
     while True:
         time.sleep(interval)
         for name, check in checks.items():
-            answers = check()
-            if answers != healthy[name]:
-                print(f"{name} {'answers again' if answers else 'stopped answering'}", flush=True)
-            healthy[name] = answers
+            answering = check()
+            if answering != healthy[name]:
+                print(f"{name} {'answers again' if answering else 'stopped answering'}", flush=True)
+            healthy[name] = answering
 
 
 def local_processes(settings: Settings) -> dict[str, str]:

@@ -44,7 +44,7 @@ def test_tables_are_partitioned_by_day_and_clustered_on_their_key(
 
 def test_ensure_warehouse_is_idempotent(client: bigquery.Client, stack_settings: Settings) -> None:
     again = ensure_warehouse(client, stack_settings)
-    assert [table.table_id for table in again] == ["assets", "exchanges"]
+    assert [table.table_id for table in again] == ["assets", "exchanges", "quarantine"]
 
 
 def test_tiny_prices_and_huge_market_caps_survive_to_15_significant_digits(

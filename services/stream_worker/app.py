@@ -1,0 +1,225 @@
+"""The stream worker's wiring: Kafka source -> transformations -> idempotent sink, on a trigger.
+
+One streaming query reads both record topics with Spark's own Kafka source. Each micro-batch is
+transformed (``transforms``), written exactly once (``sink``), and then its offsets are
+committed to the worker's consumer group (``offsets``) so that lag is visible. A failing batch
+stops the query; the worker starts it again from its checkpoint after a pause, so the batch is
+run again and the stream keeps going.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming.query import StreamingQuery
+
+from deploy.local.stack import spark_kafka_jars
+from services.stream_worker.offsets import OffsetCommitter
+from services.stream_worker.sink import WarehouseSink
+from services.stream_worker.spark import build_spark_session
+from services.stream_worker.transforms import (
+    parse_envelopes,
+    quarantine_rows,
+    rows_for_topic,
+    table_rows,
+    unparseable_rows,
+    valid_rows,
+)
+from shared import metrics
+from shared.kafka import ensure_topics, pipeline_topics
+from shared.schemas import ASSETS, EXCHANGES, QUARANTINE
+from shared.settings import Settings
+from shared.warehouse import create_bigquery_client, ensure_views, ensure_warehouse
+
+logger = logging.getLogger(__name__)
+
+QUERY_NAME = "coinstream-stream-worker"
+RESTART_PAUSE_SECONDS = 5.0
+GRACEFUL_STOP_SECONDS = 60.0
+
+
+@dataclass
+class WorkerStatus:
+    """What ``/healthz`` reports."""
+
+    state: str = "STARTING"
+    batches: int = 0
+    last_batch_id: int | None = None
+    last_batch_at: datetime | None = None
+    last_batch_rows: dict[str, int] | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        degraded = self.state != "RUNNING" or (
+            self.last_error_at is not None
+            and (self.last_batch_at is None or self.last_error_at > self.last_batch_at)
+        )
+        return {
+            "status": "degraded" if degraded else "ok",
+            "state": self.state,
+            "batches": self.batches,
+            "last_batch_id": self.last_batch_id,
+            "last_batch_at": self.last_batch_at,
+            "last_batch_rows": self.last_batch_rows,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at,
+        }
+
+
+class StreamWorker:
+    """Runs the streaming query until ``stop``; restarts it from its checkpoint after a failure."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.status = WorkerStatus()
+        self._stopping = threading.Event()
+        self._spark: SparkSession | None = None
+        self._query: StreamingQuery | None = None
+        self._sink: WarehouseSink | None = None
+        self._committer: OffsetCommitter | None = None
+
+    # --- the micro-batch -----------------------------------------------------------------------
+
+    def process_batch(self, batch: DataFrame, batch_id: int) -> None:
+        """Transform one micro-batch, write it exactly once, then commit its offsets."""
+        assert self._sink is not None and self._committer is not None
+        started = time.monotonic()
+        batch = batch.persist()
+        parsed = parse_envelopes(batch).persist()
+        try:
+            written: dict[str, int] = {}
+            quarantined = unparseable_rows(parsed)
+            for table, topic in (
+                (ASSETS, self.settings.topic_assets),
+                (EXCHANGES, self.settings.topic_exchanges),
+            ):
+                rows = table_rows(rows_for_topic(parsed, topic), table)
+                written[table.table] = self._sink.write(
+                    table, valid_rows(rows, table).toArrow(), batch_id
+                )
+                quarantined = quarantined.unionByName(quarantine_rows(rows))
+            written[QUARANTINE.table] = self._sink.write(
+                QUARANTINE, quarantined.toArrow(), batch_id
+            )
+            next_offsets = {
+                (row["topic"], row["partition"]): row["last_offset"] + 1
+                for row in batch.groupBy("topic", "partition")
+                .agg(F.max("offset").alias("last_offset"))
+                .collect()
+            }
+            self._committer.commit(next_offsets)
+        finally:
+            parsed.unpersist()
+            batch.unpersist()
+
+        elapsed = time.monotonic() - started
+        metrics.BATCH_DURATION.observe(elapsed)
+        for table_name, count in written.items():
+            if table_name == QUARANTINE.table:
+                metrics.ROWS_QUARANTINED.inc(count)
+            else:
+                metrics.ROWS_WRITTEN.labels(table_name).inc(count)
+        metrics.LAST_BATCH.set(time.time())
+        self.status.batches += 1
+        self.status.last_batch_id = batch_id
+        self.status.last_batch_at = datetime.now(UTC)
+        self.status.last_batch_rows = written
+        logger.info(
+            "batch %d: %s in %.2f s",
+            batch_id,
+            ", ".join(f"{count} {name}" for name, count in written.items()),
+            elapsed,
+            extra={"batch_id": batch_id, "rows": written, "seconds": round(elapsed, 3)},
+        )
+
+    # --- the query -----------------------------------------------------------------------------
+
+    def _setup(self) -> SparkSession:
+        asyncio.run(ensure_topics(self.settings, pipeline_topics(self.settings)))
+        client = create_bigquery_client(self.settings)
+        ensure_warehouse(client, self.settings)
+        ensure_views(client, self.settings)
+        self._sink = WarehouseSink(self.settings, client)
+        self._committer = OffsetCommitter(self.settings)
+        return build_spark_session(self.settings, QUERY_NAME, spark_kafka_jars(self.settings))
+
+    def _start_query(self, spark: SparkSession) -> StreamingQuery:
+        settings = self.settings
+        messages = (
+            spark.readStream.format("kafka")
+            .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
+            .option("subscribe", f"{settings.topic_assets},{settings.topic_exchanges}")
+            .option("startingOffsets", "earliest")
+            .option("maxOffsetsPerTrigger", settings.stream_max_records_per_batch)
+            .load()
+        )
+        query = (
+            messages.writeStream.queryName(QUERY_NAME)
+            .foreachBatch(self.process_batch)
+            .option("checkpointLocation", settings.checkpoint_location)
+            .trigger(processingTime=f"{settings.stream_trigger_seconds} seconds")
+            .start()
+        )
+        self.status.state = "RUNNING"
+        logger.info(
+            "streaming %s and %s into %s.%s every %g s (checkpoint %s)",
+            settings.topic_assets,
+            settings.topic_exchanges,
+            settings.warehouse_project,
+            settings.bigquery_dataset,
+            settings.stream_trigger_seconds,
+            settings.checkpoint_location,
+        )
+        return query
+
+    def run(self) -> None:
+        """Run until ``stop``: start the query, watch it, restart it after a failure."""
+        self._spark = self._setup()
+        while not self._stopping.is_set():
+            self._query = self._start_query(self._spark)
+            while not self._stopping.is_set() and self._query.isActive:
+                self._query.awaitTermination(1)
+                progress = self._query.lastProgress
+                if progress:
+                    metrics.INPUT_ROWS_PER_SECOND.set(progress.get("inputRowsPerSecond") or 0.0)
+            if self._stopping.is_set():
+                break
+            error = self._query.exception()
+            metrics.BATCH_FAILURES.inc()
+            self.status.state = "FAILED"
+            self.status.last_error = str(error).splitlines()[0] if error else "query stopped"
+            self.status.last_error_at = datetime.now(UTC)
+            logger.error(
+                "streaming query failed: %s; restarting from the checkpoint in %g s",
+                self.status.last_error,
+                RESTART_PAUSE_SECONDS,
+            )
+            self._stopping.wait(RESTART_PAUSE_SECONDS)
+        self._shutdown()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def _shutdown(self) -> None:
+        """Let a batch in progress finish (up to a limit), then stop the query and Spark."""
+        query = self._query
+        if query is not None and query.isActive:
+            deadline = time.monotonic() + GRACEFUL_STOP_SECONDS
+            while query.status.get("isTriggerActive") and time.monotonic() < deadline:
+                time.sleep(0.2)
+            query.stop()
+        self.status.state = "STOPPED"
+        if self._committer is not None:
+            self._committer.close()
+        if self._spark is not None:
+            self._spark.stop()
+        logger.info("stream worker stopped")

@@ -1,0 +1,80 @@
+"""Commit what the worker has processed to a Kafka consumer group, so lag is visible.
+
+Spark's Kafka source keeps its offsets in the checkpoint and commits nothing to Kafka. After
+each batch is safely in the warehouse the worker commits the next offset to read for every
+partition it saw to ``stream_consumer_group``; the control service, kminion or Burrow then
+compute lag the usual way: log end offset minus committed offset. The checkpoint stays the
+source of truth for what to read next; the group is for watching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from concurrent.futures import Future
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+COMMIT_TIMEOUT_SECONDS = 15.0
+
+
+class OffsetCommitter:
+    """A consumer-group member that only commits, on an event loop of its own thread.
+
+    The worker's batch function is synchronous (Spark calls it); this keeps one connection to
+    the group coordinator open across batches instead of opening one per batch.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="offset-committer", daemon=True
+        )
+        self._thread.start()
+        self._consumer: AIOKafkaConsumer | None = None
+
+    def _run(self, coroutine: object) -> object:
+        future: Future[object] = asyncio.run_coroutine_threadsafe(coroutine, self._loop)  # type: ignore[arg-type]
+        return future.result(COMMIT_TIMEOUT_SECONDS)
+
+    async def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        partitions = {TopicPartition(topic, partition) for topic, partition in offsets}
+        if self._consumer is None:
+            self._consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                group_id=self.settings.stream_consumer_group,
+                enable_auto_commit=False,
+            )
+            await self._consumer.start()
+        known = self._consumer.assignment()
+        if not partitions <= known:
+            self._consumer.assign(list(known | partitions))
+        await self._consumer.commit(
+            {
+                TopicPartition(topic, partition): OffsetAndMetadata(offset, "")
+                for (topic, partition), offset in offsets.items()
+            }
+        )
+
+    def commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
+        """Commit, per (topic, partition), the offset of the next message to process."""
+        if next_offsets:
+            self._run(self._commit(next_offsets))
+
+    def close(self) -> None:
+        async def stop() -> None:
+            if self._consumer is not None:
+                await self._consumer.stop()
+
+        try:
+            self._run(stop())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
