@@ -57,6 +57,8 @@ class WorkerStatus:
     last_batch_rows: dict[str, int] | None = None
     last_error: str | None = None
     last_error_at: datetime | None = None
+    batch_in_progress: int | None = None
+    """The id of the micro-batch being written right now, if any."""
 
     def as_dict(self) -> dict[str, Any]:
         degraded = self.state != "RUNNING" or (
@@ -72,6 +74,7 @@ class WorkerStatus:
             "last_batch_rows": self.last_batch_rows,
             "last_error": self.last_error,
             "last_error_at": self.last_error_at,
+            "batch_in_progress": self.batch_in_progress,
         }
 
 
@@ -93,6 +96,7 @@ class StreamWorker:
         """Transform one micro-batch, write it exactly once, then commit its offsets."""
         assert self._sink is not None and self._committer is not None
         started = time.monotonic()
+        self.status.batch_in_progress = batch_id
         batch = batch.persist()
         parsed = parse_envelopes(batch).persist()
         try:
@@ -120,6 +124,7 @@ class StreamWorker:
         finally:
             parsed.unpersist()
             batch.unpersist()
+            self.status.batch_in_progress = None
 
         elapsed = time.monotonic() - started
         metrics.BATCH_DURATION.observe(elapsed)

@@ -24,6 +24,8 @@ class WorkerHealth(BaseModel):
     last_batch_rows: dict[str, int] | None
     last_error: str | None
     last_error_at: datetime | None
+    batch_in_progress: int | None
+    """The micro-batch being written right now, if any."""
 
 
 def create_app(worker: StreamWorker) -> FastAPI:
