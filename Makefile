@@ -12,7 +12,7 @@ VENV_BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(VENV_BIN):$(PATH)
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: help setup run test test-unit test-integration lint format schemas bench clean-state clean
+.PHONY: help setup prometheus run test test-unit test-integration lint format schemas bench clean-state clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -27,8 +27,18 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml
 	$(UV) sync --frozen --extra dev
 	@touch $@
 
-setup: $(VENV)/.synced ## install locked Python packages, fetch Kafka and Spark jars (once)
+setup: $(VENV)/.synced prometheus ## install locked Python packages, Prometheus, fetch Kafka and Spark jars (once)
 	$(VENV_BIN)/python -m deploy.local.stack setup
+
+# Debian's package; the service it would start is stopped again: `make run` runs its own.
+prometheus:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+	  [ "$$(id -u)" = 0 ] || { echo "coinstream: Prometheus is not installed and installing it needs root; run \`sudo apt-get update && sudo apt-get install -y --no-install-recommends prometheus\` and retry" >&2; exit 2; }; \
+	  echo "setup: installing Prometheus (apt-get install prometheus) ..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+	    || { echo "coinstream: apt-get could not install prometheus; see the output above" >&2; exit 2; }; \
+	  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi; \
+	}
 
 run: setup ## start the local stack in the foreground; Ctrl-C stops everything
 	$(VENV_BIN)/python -m deploy.local.stack run
@@ -62,3 +72,4 @@ clean: clean-state ## also delete the environment and downloaded jars
 
 bench: setup ## run the benchmarks against the real local stack and print their figures
 	$(VENV_BIN)/python -m bench.ingest_throughput
+	$(VENV_BIN)/python -m bench.stream_worker

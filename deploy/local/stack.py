@@ -7,6 +7,7 @@ through honcho; tests start the same commands as subprocesses. Subcommands:
     python -m deploy.local.stack run        the whole local pipeline under honcho (`make run`)
     python -m deploy.local.stack kafka      run the broker in the foreground (formats on first run)
     python -m deploy.local.stack bigquery   run the BigQuery emulator in the foreground
+    python -m deploy.local.stack prometheus run Prometheus on the local ports' config
     python -m deploy.local.stack wait       wait until both answer, then exit
     python -m deploy.local.stack watch      wait for every process, report ready, then report
                                             each change in health
@@ -25,6 +26,7 @@ import hashlib
 import logging
 import os
 import re
+import secrets
 import shlex
 import shutil
 import socket
@@ -34,8 +36,10 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
+import yaml
 from pydantic import ValidationError
 
 from shared.kafka import kafka_answers
@@ -43,6 +47,7 @@ from shared.settings import PROJECT_ROOT, Settings, describe_settings_error
 
 MAVEN_DIR = PROJECT_ROOT / "deploy" / "local" / "maven"
 KAFKA_LOG4J_CONFIG = PROJECT_ROOT / "deploy" / "local" / "kafka" / "log4j2.properties"
+PROMETHEUS_DIR = PROJECT_ROOT / "deploy" / "prometheus"
 DUCKDB_EXTENSIONS = ("spatial", "avro")
 EXIT_USER_ERROR = 2
 
@@ -406,6 +411,78 @@ def bigquery_emulator_command(settings: Settings) -> tuple[list[str], dict[str, 
     return argv, environment
 
 
+# --- Prometheus --------------------------------------------------------------------------------
+
+
+def prometheus_data_dir(settings: Settings) -> Path:
+    return settings.state_dir / "prometheus"
+
+
+def local_scrape_ports(settings: Settings) -> dict[str, int]:
+    """The local port of each job in deploy/prometheus/prometheus.yml."""
+    return {
+        "coinstream-control": settings.control_port,
+        "coinstream-asset-ingestor": settings.asset_ingestor_port,
+        "coinstream-exchange-ingestor": settings.exchange_ingestor_port,
+        "coinstream-stream-worker": settings.stream_worker_port,
+        "prometheus": settings.prometheus_port,
+    }
+
+
+def prometheus_config(settings: Settings) -> dict[str, Any]:
+    """deploy/prometheus/prometheus.yml with every target on 127.0.0.1 at the local port.
+
+    Derived rather than written twice, so the local and compose configs scrape the same jobs.
+    """
+    config: dict[str, Any] = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    ports = local_scrape_ports(settings)
+    for job in config["scrape_configs"]:
+        name = job["job_name"]
+        if name not in ports:
+            raise StackError(
+                f"deploy/prometheus/prometheus.yml has a job {name!r} with no local port; add "
+                "it to local_scrape_ports in deploy/local/stack.py"
+            )
+        job["static_configs"] = [{"targets": [f"127.0.0.1:{ports[name]}"]}]
+    config["rule_files"] = [str(PROMETHEUS_DIR / rules) for rules in config.get("rule_files", [])]
+    return config
+
+
+def write_prometheus_config(settings: Settings) -> Path:
+    path = prometheus_data_dir(settings) / "prometheus.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = (
+        "# Written by deploy/local/stack.py from deploy/prometheus/prometheus.yml and coinstream "
+        "settings; edits are lost.\n"
+    )
+    path.write_text(header + yaml.safe_dump(prometheus_config(settings), sort_keys=False))
+    return path
+
+
+def prometheus_command(settings: Settings) -> list[str]:
+    """Check the binary and port, write the local config, and return Prometheus' argv."""
+    binary = require_command(
+        "prometheus",
+        "Prometheus scrapes the services' metrics and evaluates the alerting rules",
+        "Run `make setup` (it installs Debian's `prometheus` package; as root), or "
+        "`sudo apt-get install prometheus`, and retry.",
+    )
+    require_free_port("127.0.0.1", settings.prometheus_port, "COINSTREAM_PROMETHEUS_PORT")
+    config = write_prometheus_config(settings)
+    return [
+        binary,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={prometheus_data_dir(settings) / 'data'}",
+        "--storage.tsdb.retention.time=7d",
+        f"--web.listen-address=127.0.0.1:{settings.prometheus_port}",
+        "--log.level=warn",
+    ]
+
+
+def prometheus_answers(settings: Settings, timeout: float = 2.0) -> bool:
+    return http_answers(f"http://127.0.0.1:{settings.prometheus_port}/-/ready", timeout)
+
+
 # --- readiness -------------------------------------------------------------------------------
 
 
@@ -476,10 +553,14 @@ def service_health_checks(settings: Settings) -> dict[str, tuple[str, Callable[[
     services += [
         ("asset-ingestor", settings.asset_ingestor_port),
         ("exchange-ingestor", settings.exchange_ingestor_port),
+        ("stream-worker", settings.stream_worker_port),
+        ("control", settings.control_port),
     ]
     for name, port in services:
         url = f"http://{host}:{port}/healthz"
         checks[name] = (url, functools.partial(http_answers, url))
+    prometheus_url = f"http://{host}:{settings.prometheus_port}/-/ready"
+    checks["Prometheus"] = (prometheus_url, functools.partial(http_answers, prometheus_url))
     return checks
 
 
@@ -531,6 +612,9 @@ def local_processes(settings: Settings) -> dict[str, str]:
         )
     processes["asset-ingestor"] = f"{python} -m services.asset_ingestor"
     processes["exchange-ingestor"] = f"{python} -m services.exchange_ingestor"
+    processes["stream-worker"] = f"{python} -m services.stream_worker"
+    processes["control"] = f"{python} -m services.control"
+    processes["prometheus"] = f"{python} -m deploy.local.stack prometheus"
     processes["stack"] = f"{python} -m deploy.local.stack watch"
     return processes
 
@@ -544,11 +628,57 @@ def run(settings: Settings) -> int:
     from honcho.manager import Manager
     from honcho.printer import Printer
 
+    control_environment = control_access_environment(settings)
     manager = Manager(Printer(sys.stdout, colour=sys.stdout.isatty()))
     for name, command in local_processes(settings).items():
-        manager.add_process(name, command, env=dict(os.environ), cwd=str(PROJECT_ROOT))
+        environment = dict(os.environ)
+        if name == "control":
+            # Only the control service gets the token; no other process needs it.
+            environment.update(control_environment)
+        manager.add_process(name, command, env=environment, cwd=str(PROJECT_ROOT))
     manager.loop()
     return int(manager.returncode or 0)
+
+
+def control_token_path(settings: Settings) -> Path:
+    return settings.state_dir / "control-token"
+
+
+def control_access_environment(settings: Settings) -> dict[str, str]:
+    """How ``make run``'s control service is secured, said once; its extra environment.
+
+    With no token set and open mode not asked for, a random token is generated once into
+    ``<state_dir>/control-token`` (mode 0600) and kept across runs, so scripts that read the
+    file keep working; the token itself is never printed.
+    """
+    url = f"http://127.0.0.1:{settings.control_port}"
+    if settings.control_api_token is not None:
+        print(
+            f"control: API at {url}; commands need the token in COINSTREAM_CONTROL_API_TOKEN",
+            flush=True,
+        )
+        return {}
+    if settings.control_allow_open:
+        print(
+            f"control: API at {url} is OPEN (COINSTREAM_CONTROL_ALLOW_OPEN=true): anyone on "
+            "this machine can pause or stop the pipeline",
+            flush=True,
+        )
+        return {}
+    path = control_token_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or not path.read_text().strip():
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as token_file:
+            token_file.write(secrets.token_urlsafe(32) + "\n")
+    path.chmod(0o600)
+    print(
+        f"control: API at {url}; commands need the token in {path}, e.g. "
+        f'curl -X PUT -H "Authorization: Bearer $(cat {path})" '
+        f"{url}/components/asset-ingestor/pause",
+        flush=True,
+    )
+    return {"COINSTREAM_CONTROL_API_TOKEN": path.read_text().strip()}
 
 
 # --- command line ----------------------------------------------------------------------------
@@ -560,7 +690,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "command",
-        choices=["setup", "run", "kafka", "bigquery", "wait", "watch"],
+        choices=["setup", "run", "kafka", "bigquery", "prometheus", "wait", "watch"],
         help="what to do",
     )
     arguments = parser.parse_args(argv)
@@ -583,6 +713,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             command, environment = bigquery_emulator_command(settings)
             sys.stdout.flush()
             os.execve(command[0], command, environment)
+        elif arguments.command == "prometheus":
+            command = prometheus_command(settings)
+            sys.stdout.flush()
+            os.execv(command[0], command)
         elif arguments.command == "run":
             return run(settings)
         elif arguments.command == "wait":

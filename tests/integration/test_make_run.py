@@ -36,6 +36,9 @@ def test_make_run_reports_ready_and_ctrl_c_stops_everything(tmp_path: Path) -> N
             "COINSTREAM_COINCAP_SIMULATOR_PORT": str(offset_port(28090)),
             "COINSTREAM_ASSET_INGESTOR_PORT": str(offset_port(28101)),
             "COINSTREAM_EXCHANGE_INGESTOR_PORT": str(offset_port(28102)),
+            "COINSTREAM_STREAM_WORKER_PORT": str(offset_port(28103)),
+            "COINSTREAM_CONTROL_PORT": str(offset_port(28100)),
+            "COINSTREAM_PROMETHEUS_PORT": str(offset_port(29090)),
         }
     )
     log_path = tmp_path / "make-run.log"
