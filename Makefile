@@ -12,7 +12,7 @@ VENV_BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(VENV_BIN):$(PATH)
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: help setup prometheus run test test-unit test-integration lint format schemas bench clean-state clean
+.PHONY: help setup prometheus run test test-unit test-integration lint format schemas bench up down clean-state clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -63,6 +63,13 @@ format: $(VENV)/.synced ## apply ruff's fixes and formatting
 
 schemas: $(VENV)/.synced ## rewrite terraform/schemas/*.json from shared/schemas.py
 	$(VENV_BIN)/python -m shared.schemas
+
+up: ## start the pipeline on Docker Compose (needs a Docker engine)
+	docker compose up --build --detach
+	@echo "control API on http://127.0.0.1:8100, Prometheus on http://127.0.0.1:9090"
+
+down: ## stop the Docker Compose pipeline (volumes stay)
+	docker compose down
 
 clean-state: ## delete local Kafka and BigQuery data (.state); jars and packages stay
 	rm -rf .state

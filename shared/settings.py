@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     coincap_simulator_port: int = Field(
         default=8090, description="Port of the bundled CoinCap simulator (no API key set)."
     )
+    coincap_simulator_host: str = Field(
+        default="127.0.0.1",
+        description="Host of the bundled CoinCap simulator (its service name under compose).",
+    )
     coincap_page_limit: int = Field(
         default=2000, ge=1, le=2000, description="Records per CoinCap request (API maximum 2000)."
     )
@@ -233,6 +237,16 @@ class Settings(BaseSettings):
         default=9090, description="Port of the Prometheus that `make run` starts."
     )
 
+    # --- Dashboard and Looker Studio ----------------------------------------------------------
+    dashboard_port: int = Field(
+        default=8200, description="HTTP port of the web dashboard (page, JSON API, /healthz)."
+    )
+    looker_template_report_id: str | None = Field(
+        default=None,
+        description="Looker Studio report to copy when `make looker-url` builds its link "
+        "(c.reportId). Unset: a blank report with the coinstream views as its data sources.",
+    )
+
     # --- Local stack -------------------------------------------------------------------------
     state_dir: Path = Field(
         default=PROJECT_ROOT / ".state",
@@ -318,7 +332,7 @@ class Settings(BaseSettings):
     def coincap_url(self) -> str:
         """The API the ingestors poll: CoinCap itself with a key, else the local simulator."""
         if self.uses_coincap_simulator:
-            return f"http://127.0.0.1:{self.coincap_simulator_port}/v3"
+            return f"http://{self.coincap_simulator_host}:{self.coincap_simulator_port}/v3"
         return self.coincap_base_url.rstrip("/")
 
     @property
