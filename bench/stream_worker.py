@@ -180,13 +180,7 @@ def main() -> int:
     try:
         asyncio.run(ensure_topics(settings, pipeline_topics(settings)))
         worker.start()
-        stack.wait_until(
-            lambda: (
-                httpx.get(f"http://127.0.0.1:{WORKER_PORT}/healthz").json()["state"] == "RUNNING"
-            ),
-            "the worker",
-            120,
-        )
+        stack.wait_until(lambda: worker_state() == "RUNNING", "the worker", 120)
         latencies = asyncio.run(measure_latency(settings, arguments.latency_seconds))
         backlog_seconds = asyncio.run(measure_backlog(settings, arguments.backlog))
         assert worker.process is not None
