@@ -8,11 +8,13 @@ UV_HOME := .cache/uv
 UV := $(UV_HOME)/bin/uv
 VENV := .venv
 VENV_BIN := $(VENV)/bin
+DASHBOARD_DIR := services/dashboard
+DASHBOARD_ASSETS := $(DASHBOARD_DIR)/node_modules/.installed
 # Processes started by make find the project's tools first.
 export PATH := $(CURDIR)/$(VENV_BIN):$(PATH)
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: help setup prometheus run test test-unit test-integration lint format schemas bench up down clean-state clean
+.PHONY: help setup prometheus chromium run test test-unit test-integration test-browser lint format schemas bench looker-url up down clean-state clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -27,8 +29,24 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml
 	$(UV) sync --frozen --extra dev
 	@touch $@
 
-setup: $(VENV)/.synced prometheus ## install locked Python packages, Prometheus, fetch Kafka and Spark jars (once)
+setup: $(VENV)/.synced prometheus chromium $(DASHBOARD_ASSETS) ## install locked Python packages, Prometheus, Chromium, the dashboard's chart library, fetch Kafka and Spark jars (once)
 	$(VENV_BIN)/python -m deploy.local.stack setup
+
+# The dashboard's chart library (Chart.js) from npm, at the version package-lock.json pins; the
+# dashboard serves it itself. Reinstalled whenever the lock file changes.
+$(DASHBOARD_ASSETS): $(DASHBOARD_DIR)/package.json $(DASHBOARD_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "coinstream: npm not found; the dashboard's chart library comes from the npm registry: install Node.js and npm (Debian/Ubuntu: \`apt-get install npm\`) and retry" >&2; exit 2; }
+	npm ci --prefix $(DASHBOARD_DIR) --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@
+
+# Debian's Chromium drives the dashboard's browser tests (Playwright's own download is not used).
+chromium:
+	@[ -x /usr/bin/chromium ] || { \
+	  [ "$$(id -u)" = 0 ] || { echo "coinstream: Chromium (for the dashboard's browser tests) is not installed and installing it needs root; run \`sudo apt-get update && sudo apt-get install -y chromium\` and retry" >&2; exit 2; }; \
+	  echo "setup: installing Chromium (apt-get install chromium) ..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+	    || { echo "coinstream: apt-get could not install chromium; see the output above" >&2; exit 2; }; \
+	}
 
 # Debian's package; the service it would start is stopped again: `make run` runs its own.
 prometheus:
@@ -51,6 +69,9 @@ test-unit: setup ## run the unit tests only
 
 test-integration: setup ## run the integration tests only
 	$(VENV_BIN)/pytest -m integration
+
+test-browser: setup ## run the browser tests only (the dashboard in headless Chromium)
+	$(VENV_BIN)/pytest -m browser
 
 lint: $(VENV)/.synced ## ruff (lint and format check) and mypy
 	$(VENV_BIN)/ruff check .
@@ -80,3 +101,7 @@ clean: clean-state ## also delete the environment and downloaded jars
 bench: setup ## run the benchmarks against the real local stack and print their figures
 	$(VENV_BIN)/python -m bench.ingest_throughput
 	$(VENV_BIN)/python -m bench.stream_worker
+	$(VENV_BIN)/python -m bench.dashboard_queries
+
+looker-url: $(VENV)/.synced ## print a Looker Studio link that opens a report on the coinstream views
+	@$(VENV_BIN)/python -m services.dashboard.looker

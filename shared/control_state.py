@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.kafka import TopicSpec, create_producer, ensure_topics
+from shared.kafka import TopicSpec, create_producer, ensure_topics, topic_partitions
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -246,6 +246,8 @@ class DesiredStateWatcher:
     async def _follow(self) -> None:
         backoff = 0.5
         while True:
+            if self.connected:
+                backoff = 0.5  # it worked for a while: retry quickly once more
             try:
                 await self._read_until_failure()
             except (KafkaError, OSError) as error:
@@ -258,10 +260,13 @@ class DesiredStateWatcher:
                     )
                 self.connected = False
                 self.last_error = f"{type(error).__name__}: {error}"
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, RECONNECT_MAX_SECONDS)
-            else:  # pragma: no cover - the loop above only ends by an exception
-                return
+            except Exception as error:
+                # Not Kafka's doing: say so loudly, but keep following rather than go deaf.
+                logger.exception("reading %s failed", self.settings.topic_control)
+                self.connected = False
+                self.last_error = f"{type(error).__name__}: {error}"
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, RECONNECT_MAX_SECONDS)
 
     async def _read_until_failure(self) -> None:
         topic = control_topic(self.settings)
@@ -274,7 +279,7 @@ class DesiredStateWatcher:
         )
         await consumer.start()
         try:
-            partitions = await _partitions_of(consumer, topic.name)
+            partitions = await _partitions_of(self.settings, topic.name)
             consumer.assign(partitions)
             for partition in partitions:
                 if partition in self._positions:
@@ -333,12 +338,12 @@ class DesiredStateWatcher:
             logger.exception("the desired-state callback failed for %s", state.component)
 
 
-async def _partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    await consumer.topics()  # refreshes metadata
-    numbers = consumer.partitions_for_topic(topic)
+async def _partitions_of(settings: Settings, topic: str) -> list[TopicPartition]:
+    """The control topic's partitions; KafkaError while the topic is not there (yet)."""
+    numbers = (await topic_partitions(settings, [topic])).get(topic)
     if not numbers:
-        raise KafkaError(f"topic {topic} has no partitions yet")
-    return [TopicPartition(topic, number) for number in sorted(numbers)]
+        raise KafkaError(f"topic {topic} does not exist (yet)")
+    return [TopicPartition(topic, number) for number in numbers]
 
 
 # --- reading, threads --------------------------------------------------------------------------
@@ -441,9 +446,12 @@ async def read_desired_states(
     async with asyncio.timeout(within_seconds):
         await consumer.start()
         try:
-            if settings.topic_control not in await consumer.topics():
-                return _with_defaults({})
-            partitions = await _partitions_of(consumer, settings.topic_control)
+            numbers = (await topic_partitions(settings, [settings.topic_control])).get(
+                settings.topic_control
+            )
+            if not numbers:
+                return _with_defaults({})  # no command was ever given
+            partitions = [TopicPartition(settings.topic_control, n) for n in numbers]
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             end_offsets = await consumer.end_offsets(partitions)

@@ -96,6 +96,31 @@ async def kafka_answers(settings: Settings, within_seconds: float = 2.0) -> bool
         await admin.close()
 
 
+async def topic_partitions(
+    settings: Settings, topics: list[str], within_seconds: float = 10.0
+) -> dict[str, list[int]]:
+    """The partition numbers of each topic that exists (a missing topic is left out).
+
+    From the broker's metadata for exactly these topics: a consumer's own metadata cache only
+    knows the topics it subscribed to.
+    """
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        request_timeout_ms=int(within_seconds * 1000),
+    )
+    try:
+        async with asyncio.timeout(within_seconds):
+            await admin.start()
+            described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    return {
+        topic["topic"]: sorted(partition["partition"] for partition in topic["partitions"])
+        for topic in described
+        if topic["error_code"] == 0 and topic["partitions"]
+    }
+
+
 def create_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
     """An idempotent, ``acks=all`` producer; not started."""
     return AIOKafkaProducer(

@@ -102,6 +102,32 @@ def view_definitions(settings: Settings) -> dict[str, str]:
             SELECT source_timestamp AS ts, exchange_id, name, rank, percent_total_volume,
                    volume_usd, trading_pairs, processing_timestamp
             FROM `{exchanges}`""",
+        # For Looker Studio, which queries a data source on every chart render: one row per
+        # key per hour (the hour's last snapshot) over the last 90 days, so a report
+        # reads a bounded, small result with a DATE and a TIMESTAMP dimension ready to chart.
+        "assets_hourly": f"""
+            SELECT TIMESTAMP_TRUNC(source_timestamp, HOUR) AS hour,
+                   DATE(source_timestamp) AS day, id, symbol, name, rank, price_usd,
+                   market_cap_usd, supply, max_supply,
+                   supply_ratio * 100 AS supply_percent_of_max, volume_usd_24hr,
+                   change_percent_24hr, source_timestamp AS snapshot_ts
+            FROM `{assets}`
+            WHERE processing_timestamp >= TIMESTAMP_SUB(
+                CURRENT_TIMESTAMP(), INTERVAL 90 DAY)
+            QUALIFY ROW_NUMBER() OVER (
+                PARTITION BY id, TIMESTAMP_TRUNC(source_timestamp, HOUR)
+                ORDER BY source_timestamp DESC) = 1""",
+        "exchanges_hourly": f"""
+            SELECT TIMESTAMP_TRUNC(source_timestamp, HOUR) AS hour,
+                   DATE(source_timestamp) AS day, exchange_id, name, rank,
+                   percent_total_volume, volume_usd, trading_pairs,
+                   source_timestamp AS snapshot_ts
+            FROM `{exchanges}`
+            WHERE processing_timestamp >= TIMESTAMP_SUB(
+                CURRENT_TIMESTAMP(), INTERVAL 90 DAY)
+            QUALIFY ROW_NUMBER() OVER (
+                PARTITION BY exchange_id, TIMESTAMP_TRUNC(source_timestamp, HOUR)
+                ORDER BY source_timestamp DESC) = 1""",
     }
 
 

@@ -559,6 +559,7 @@ def service_health_checks(settings: Settings) -> dict[str, tuple[str, Callable[[
         ("exchange-ingestor", settings.exchange_ingestor_port),
         ("stream-worker", settings.stream_worker_port),
         ("control", settings.control_port),
+        ("dashboard", settings.dashboard_port),
     ]
     for name, port in services:
         url = f"http://{host}:{port}/healthz"
@@ -618,6 +619,7 @@ def local_processes(settings: Settings) -> dict[str, str]:
     processes["exchange-ingestor"] = f"{python} -m services.exchange_ingestor"
     processes["stream-worker"] = f"{python} -m services.stream_worker"
     processes["control"] = f"{python} -m services.control"
+    processes["dashboard"] = f"{python} -m services.dashboard"
     processes["prometheus"] = f"{python} -m deploy.local.stack prometheus"
     processes["stack"] = f"{python} -m deploy.local.stack watch"
     return processes

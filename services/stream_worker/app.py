@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from google.cloud import bigquery
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
+from tenacity import RetryCallState, Retrying, stop_after_delay, wait_exponential
 
 from deploy.local.stack import spark_kafka_jars
 from services.stream_worker.offsets import OffsetCommitter
@@ -43,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 QUERY_NAME = "coinstream-stream-worker"
 RESTART_PAUSE_SECONDS = 5.0
+DEPENDENCY_PATIENCE_SECONDS = 300.0
 GRACEFUL_STOP_SECONDS = 60.0
 
 
@@ -148,11 +151,36 @@ class StreamWorker:
 
     # --- the query -----------------------------------------------------------------------------
 
+    def _prepare_dependencies(self) -> bigquery.Client:
+        """Topics, tables and views, waiting for Kafka and the warehouse to answer.
+
+        Under ``make run`` (or compose) every process starts at once, and the broker can take
+        longer to come up than the worker; so the worker waits, saying what it waits for.
+        """
+
+        def log_wait(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            self.status.last_error = f"waiting for Kafka and the warehouse: {error}"
+            logger.warning(
+                "%s; trying again in %.0f s", self.status.last_error, state.upcoming_sleep
+            )
+
+        for attempt in Retrying(
+            stop=stop_after_delay(DEPENDENCY_PATIENCE_SECONDS),
+            wait=wait_exponential(multiplier=1, max=10),
+            before_sleep=log_wait,
+            reraise=True,
+        ):
+            with attempt:
+                asyncio.run(ensure_topics(self.settings, pipeline_topics(self.settings)))
+                client = create_bigquery_client(self.settings)
+                ensure_warehouse(client, self.settings)
+                ensure_views(client, self.settings)
+        self.status.last_error = None
+        return client
+
     def _setup(self) -> SparkSession:
-        asyncio.run(ensure_topics(self.settings, pipeline_topics(self.settings)))
-        client = create_bigquery_client(self.settings)
-        ensure_warehouse(client, self.settings)
-        ensure_views(client, self.settings)
+        client = self._prepare_dependencies()
         self._sink = WarehouseSink(self.settings, client)
         self._committer = OffsetCommitter(self.settings)
         return build_spark_session(self.settings, QUERY_NAME, spark_kafka_jars(self.settings))

@@ -6,12 +6,15 @@ queues each poll in the ``DeliveryBuffer``; the sender delivers polls oldest fir
 Kafka did not acknowledge for another try. A slow API delays no delivery, and a broker outage
 stops no poll. Nothing is lost silently: invalid records go to the dead-letter topic with the
 reason, and a poll dropped from a full buffer is counted, logged with its id and shown in status.
+
+The control service sets what the loop should be doing (``apply_desired_state``): PAUSED and
+STOPPED start no poll, so they spend no API credits; STOPPED also delivers what is buffered and
+closes the Kafka producer. A poll in flight when the command arrives finishes first.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -28,6 +31,7 @@ from shared import metrics
 from shared.coincap.client import CoinCapClient, Endpoint
 from shared.coincap.errors import CoinCapError, QuotaExhausted
 from shared.coincap.models import validation_error
+from shared.control_state import Desired, DesiredState
 from shared.ingest.buffer import DeliveryBuffer, PendingPoll
 from shared.ingest.messages import (
     OutgoingMessage,
@@ -86,6 +90,9 @@ class IngestorStatus:
     topic: str
     simulated: bool
     poll_interval_seconds: float
+    state: str = "RUNNING"
+    """STARTING (desired state not read yet), RUNNING, PAUSED, STOPPED or FAILED."""
+    desired_state: str = "RUNNING"
     polls_succeeded: int = 0
     polls_failed: int = 0
     last_poll_id: str | None = None
@@ -106,6 +113,8 @@ class IngestorStatus:
             "topic": self.topic,
             "simulated": self.simulated,
             "poll_interval_seconds": self.poll_interval_seconds,
+            "state": self.state,
+            "desired_state": self.desired_state,
             "polls_succeeded": self.polls_succeeded,
             "polls_failed": self.polls_failed,
             "last_poll_id": self.last_poll_id,
@@ -122,9 +131,19 @@ class IngestorStatus:
 
 class Ingestor:
     """One ingestor's loop. ``run`` until ``stop``; ``stop`` lets the poll in flight finish and
-    gives the sender ``shutdown_flush_seconds`` to deliver what is buffered."""
+    gives the sender ``shutdown_flush_seconds`` to deliver what is buffered.
 
-    def __init__(self, spec: IngestorSpec, settings: Settings, client: CoinCapClient) -> None:
+    With ``wait_for_desired_state`` the loop polls nothing until ``apply_desired_state`` has
+    told it what to do: an ingestor paused before it restarted must not poll once on the way.
+    """
+
+    def __init__(
+        self,
+        spec: IngestorSpec,
+        settings: Settings,
+        client: CoinCapClient,
+        wait_for_desired_state: bool = False,
+    ) -> None:
         self.spec = spec
         self.settings = settings
         self.client = client
@@ -132,13 +151,49 @@ class Ingestor:
         self.producer: AIOKafkaProducer | None = None
         self._stopping = asyncio.Event()
         self._explicit_interval = settings.poll_interval_seconds
+        self.desired = DesiredState.default(spec.name)
+        self._desired_known = asyncio.Event()
+        self._control_changed = asyncio.Event()
+        self._restart_requested = False
+        self._next_poll_at = 0.0
+        """``time.monotonic()`` at which the next poll is due."""
+        if not wait_for_desired_state:
+            self._desired_known.set()
         self.status = IngestorStatus(
             name=spec.name,
             endpoint=spec.endpoint,
             topic=spec.topic,
             simulated=settings.uses_coincap_simulator,
             poll_interval_seconds=self._interval_for(calls_per_poll=1, announce=True),
+            state="RUNNING" if not wait_for_desired_state else "STARTING",
         )
+
+    # --- what the control service wants --------------------------------------------------------
+
+    def apply_desired_state(self, desired: DesiredState) -> None:
+        """Take a desired state from the control topic (others' states are ignored).
+
+        The first one only sets the state; a restart requested before this process started is
+        already done. Later, a higher restart generation restarts the work once.
+        """
+        if desired.component != self.spec.name:
+            return
+        first = not self._desired_known.is_set()
+        if not first and desired.restart_generation > self.desired.restart_generation:
+            self._restart_requested = True
+        if desired.state != self.desired.state or first:
+            logger.info(
+                "%s: desired state %s (requested by %s at %s%s)",
+                self.spec.name,
+                desired.state,
+                desired.requested_by or "nobody: the default",
+                desired.requested_at.isoformat() if desired.requested_at else "-",
+                f", reason: {desired.reason}" if desired.reason else "",
+            )
+        self.desired = desired
+        self.status.desired_state = desired.state
+        self._desired_known.set()
+        self._control_changed.set()
 
     # --- the interval ------------------------------------------------------------------------
 
@@ -191,6 +246,20 @@ class Ingestor:
             await asyncio.gather(sender, return_exceptions=True)
             await self._close_producer()
 
+    async def _poll_until_stopped(self) -> None:
+        """The poll loop, kept alive: a bug that ends it is reported as FAILED (in ``/healthz``
+        and so in the control service) until a restart command or shutdown."""
+        while not self._stopping.is_set():
+            try:
+                await self._poll_while_wanted()
+            except Exception as error:
+                logger.exception("%s: the poll loop failed", self.spec.name)
+                self.status.state = "FAILED"
+                self.status.last_error = f"the poll loop failed: {type(error).__name__}: {error}"
+                self.status.last_error_at = datetime.now(UTC)
+                while not self._stopping.is_set() and not self._restart_requested:
+                    await self._wait_for_change(None)
+
     async def _close_producer(self) -> None:
         if self.producer is None:
             return
@@ -204,18 +273,93 @@ class Ingestor:
     async def stop(self) -> None:
         self._stopping.set()
 
-    async def _poll_until_stopped(self) -> None:
+    async def _poll_while_wanted(self) -> None:
+        if not self._desired_known.is_set():
+            logger.info(
+                "%s: reading its desired state from %s before the first poll",
+                self.spec.name,
+                self.settings.topic_control,
+            )
+            # apply_desired_state sets _control_changed too, which ends each wait.
+            while not self._desired_known.is_set() and not self._stopping.is_set():
+                await self._wait_for_change(None)
         while not self._stopping.is_set():
+            # Cleared before looking, so a command that lands while we act wakes the next wait.
+            self._control_changed.clear()
+            if self._restart_requested:
+                await self._restart()
+            wanted = self.desired.state
+            if wanted is not Desired.RUNNING:
+                await self._hold(wanted)
+                continue
+            self.status.state = "RUNNING"
             pause = self._quota_pause_remaining()
             if pause > 0:
-                await self._sleep_unless_stopped(pause)
+                await self._wait_for_change(pause)
+                continue
+            due_in = self._next_poll_at - time.monotonic()
+            if due_in > 0:
+                # Resuming early waits out the interval: pause/resume cannot overspend credits.
+                await self._wait_for_change(due_in)
                 continue
             await self.poll_once()
-            await self._sleep_unless_stopped(self.status.poll_interval_seconds)
+            self._next_poll_at = time.monotonic() + self.status.poll_interval_seconds
 
-    async def _sleep_unless_stopped(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+    async def _hold(self, wanted: Desired) -> None:
+        """PAUSED or STOPPED: poll nothing until the desired state changes or we shut down."""
+        if self.status.state != wanted:
+            logger.info(
+                "%s: %s; no polls until %s",
+                self.spec.name,
+                wanted.lower(),
+                "resumed" if wanted is Desired.PAUSED else "started",
+            )
+        self.status.state = wanted
+        if wanted is Desired.STOPPED:
+            await self._release_kafka()
+        await self._wait_for_change(None)
+
+    async def _release_kafka(self) -> None:
+        """Deliver what is buffered, then close the producer (STOPPED holds no connection)."""
+        if self.producer is None and self.buffer.records == 0:
+            return
+        flushed = asyncio.create_task(self.buffer.wait_until_empty())
+        await self._wait_for_change(self.settings.shutdown_flush_seconds, also=flushed)
+        if not flushed.done():
+            # Interrupted by a command, or Kafka is away: the sender keeps trying to deliver
+            # what it holds, and the producer stays open until then.
+            flushed.cancel()
+            return
+        await self._close_producer()
+        self.status.kafka_connected = False
+
+    async def _restart(self) -> None:
+        """A restart command: a fresh Kafka producer, no quota pause, and a poll at once."""
+        self._restart_requested = False
+        logger.info("%s: restarting (requested by %s)", self.spec.name, self.desired.requested_by)
+        await self._close_producer()
+        self.status.quota_exhausted_until = None
+        metrics.COINCAP_QUOTA_EXHAUSTED.labels(self.spec.name).set(0)
+        self._next_poll_at = 0.0
+
+    async def _wait_for_change(
+        self, seconds: float | None, also: asyncio.Future[Any] | None = None
+    ) -> None:
+        """Wait ``seconds`` (None: without end) or less: until shutdown, a control command, or
+        ``also`` completes."""
+        waits = [
+            asyncio.ensure_future(self._stopping.wait()),
+            asyncio.ensure_future(self._control_changed.wait()),
+        ]
+        try:
+            await asyncio.wait(
+                [*waits, *([also] if also is not None else [])],
+                timeout=seconds,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     def _quota_pause_remaining(self) -> float:
         until = self.status.quota_exhausted_until

@@ -2,7 +2,8 @@
 
 uvicorn owns the signals: on SIGTERM or Ctrl-C it stops serving and runs the app's lifespan
 shutdown, which lets the poll in flight finish and flushes the buffer to Kafka before the process
-exits.
+exits. A ``DesiredStateWatcher`` follows the control topic and tells the loop to pause, stop,
+start or restart; the loop polls nothing before it has read its desired state.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Literal
 
 import uvicorn
 from fastapi import FastAPI, Response
@@ -18,6 +20,7 @@ from pydantic import BaseModel
 
 from shared import metrics
 from shared.coincap.client import CoinCapClient
+from shared.control_state import DesiredStateWatcher
 from shared.ingest.poller import Ingestor, IngestorSpec
 from shared.logging import configure_logging
 from shared.metrics import metrics_endpoint
@@ -28,13 +31,16 @@ class IngestorHealth(BaseModel):
     """The ingestor's state: is it polling, delivering, paused by quota, losing anything."""
 
     status: str
-    """``ok``, or ``degraded`` while Kafka is unreachable, the quota is spent or the last poll
-    failed."""
+    """``ok``, or ``degraded`` while Kafka is unreachable, the quota is spent, the last poll
+    failed, the loop failed or has not read its desired state yet."""
     name: str
     endpoint: str
     topic: str
     simulated: bool
     poll_interval_seconds: float
+    state: Literal["STARTING", "RUNNING", "PAUSED", "STOPPED", "FAILED"]
+    """What the loop is doing; PAUSED and STOPPED poll nothing (see the control service)."""
+    desired_state: Literal["RUNNING", "PAUSED", "STOPPED"]
     polls_succeeded: int
     polls_failed: int
     last_poll_id: str | None
@@ -53,12 +59,19 @@ def create_app(ingestor: Ingestor) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        watcher = DesiredStateWatcher(
+            ingestor.settings,
+            on_change=ingestor.apply_desired_state,
+            client_id=f"{ingestor.spec.name}-control",
+        )
+        await watcher.start()
         loop_task = asyncio.create_task(ingestor.run(), name=ingestor.spec.name)
         try:
             yield
         finally:
             await ingestor.stop()
             await loop_task
+            await watcher.stop()
             await ingestor.client.aclose()
 
     app = FastAPI(
@@ -71,11 +84,17 @@ def create_app(ingestor: Ingestor) -> FastAPI:
     @app.get("/healthz", summary="Liveness and state of the ingestor")
     async def healthz() -> IngestorHealth:
         state = ingestor.status.as_dict()
-        degraded = (
-            not state["kafka_connected"]
-            or state["quota_exhausted_until"] is not None
-            or _last_poll_failed(ingestor)
-        )
+        if state["state"] in ("STARTING", "FAILED"):
+            degraded = True
+        elif state["state"] in ("PAUSED", "STOPPED"):
+            # Idle on purpose: no polls and possibly no producer; only undelivered records count.
+            degraded = state["buffered_records"] > 0 and not state["kafka_connected"]
+        else:
+            degraded = (
+                not state["kafka_connected"]
+                or state["quota_exhausted_until"] is not None
+                or _last_poll_failed(ingestor)
+            )
         return IngestorHealth(status="degraded" if degraded else "ok", **state)
 
     app.add_api_route(
@@ -102,5 +121,5 @@ def run_ingestor(spec: IngestorSpec, settings: Settings, port: int) -> None:
         metrics.COINCAP_REQUEST_DURATION.labels(endpoint).observe(seconds)
 
     client = CoinCapClient.from_settings(settings, on_response=observe)
-    app = create_app(Ingestor(spec, settings, client))
+    app = create_app(Ingestor(spec, settings, client, wait_for_desired_state=True))
     uvicorn.run(app, host=settings.bind_host, port=port, log_config=None, access_log=False)

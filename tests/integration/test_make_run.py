@@ -38,6 +38,7 @@ def test_make_run_reports_ready_and_ctrl_c_stops_everything(tmp_path: Path) -> N
             "COINSTREAM_EXCHANGE_INGESTOR_PORT": str(offset_port(28102)),
             "COINSTREAM_STREAM_WORKER_PORT": str(offset_port(28103)),
             "COINSTREAM_CONTROL_PORT": str(offset_port(28100)),
+            "COINSTREAM_DASHBOARD_PORT": str(offset_port(28200)),
             "COINSTREAM_PROMETHEUS_PORT": str(offset_port(29090)),
         }
     )
@@ -63,6 +64,13 @@ def test_make_run_reports_ready_and_ctrl_c_stops_everything(tmp_path: Path) -> N
         log_text = log_path.read_text(errors="replace")
         assert f"asset-ingestor at http://127.0.0.1:{offset_port(28101)}/healthz" in log_text
         assert "data is SIMULATED" in log_text
+        assert f"control at http://127.0.0.1:{offset_port(28100)}/healthz" in log_text
+        assert f"Prometheus at http://127.0.0.1:{offset_port(29090)}/-/ready" in log_text
+        # The control service's token: generated, private, and only its path is printed.
+        token_file = tmp_path / "state" / "control-token"
+        assert f"commands need the token in {token_file}" in log_text
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        assert token_file.read_text().strip() not in log_text
         # make, honcho, broker, emulator, simulator, two ingestors, the watcher (and shells)
         assert len(processes_in_session(make.pid)) >= 8
 

@@ -1,0 +1,58 @@
+"""Who may change things: a bearer token from settings, compared in constant time.
+
+Reading endpoints are open (health, state, lag and freshness hold no secret). Mutating
+endpoints need ``Authorization: Bearer <COINSTREAM_CONTROL_API_TOKEN>``: 401 without one, 403
+with a wrong one. With no token configured the service refuses to start, unless it is told to
+run open (``COINSTREAM_CONTROL_ALLOW_OPEN=true``) and listens on loopback only, where nobody
+else can reach it.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from shared.settings import Settings
+
+
+class StartupRefused(Exception):
+    """The service must not start with these settings; the message says what to change."""
+
+
+def check_access_settings(settings: Settings) -> bool:
+    """Return True for open access (no token needed), False for token access, or raise."""
+    if settings.control_api_token is not None:
+        if not settings.control_api_token.get_secret_value().strip():
+            raise StartupRefused(
+                "COINSTREAM_CONTROL_API_TOKEN is empty; set it to a long random string "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+        return False
+    if not settings.control_allow_open:
+        raise StartupRefused(
+            "the control service has no token: set COINSTREAM_CONTROL_API_TOKEN (e.g. "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`), or, on a "
+            "loopback-only bind, COINSTREAM_CONTROL_ALLOW_OPEN=true to run without one"
+        )
+    if not settings.bind_host_is_loopback:
+        raise StartupRefused(
+            f"COINSTREAM_CONTROL_ALLOW_OPEN=true is honoured only on a loopback address, and "
+            f"COINSTREAM_BIND_HOST is {settings.bind_host}; set COINSTREAM_CONTROL_API_TOKEN, "
+            "or bind to 127.0.0.1"
+        )
+    return True
+
+
+def token_matches(presented: str, expected: str) -> bool:
+    """Constant-time comparison, so timing reveals nothing about how much of a guess was right."""
+    return secrets.compare_digest(presented.encode(), expected.encode())
+
+
+def redact(text: str | None, settings: Settings) -> str | None:
+    """``text`` with every secret we hold replaced, for anything we show or log."""
+    if text is None:
+        return None
+    for secret in (settings.control_api_token, settings.coincap_api_key):
+        value = secret.get_secret_value() if secret is not None else ""
+        if value:
+            text = text.replace(value, "[redacted]")
+    return text

@@ -1,0 +1,44 @@
+"""``python -m services.dashboard``: the web dashboard on ``COINSTREAM_DASHBOARD_PORT``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from services.dashboard.app import MissingAssets, create_app
+from services.dashboard.queries import warehouse_description
+from shared.logging import configure_logging
+from shared.settings import load_settings_or_exit
+
+logger = logging.getLogger("services.dashboard")
+
+
+def main() -> None:
+    settings = load_settings_or_exit()
+    configure_logging("dashboard", settings.log_level)
+    try:
+        app = create_app(settings)
+    except MissingAssets as error:
+        print(f"coinstream: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    logger.info(
+        "dashboard at http://%s:%d reading %s, dataset %s%s",
+        settings.bind_host,
+        settings.dashboard_port,
+        warehouse_description(settings),
+        settings.bigquery_dataset,
+        " (data is SIMULATED)" if settings.uses_coincap_simulator else "",
+    )
+    uvicorn.run(
+        app,
+        host=settings.bind_host,
+        port=settings.dashboard_port,
+        log_config=None,
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

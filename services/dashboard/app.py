@@ -1,0 +1,71 @@
+"""The dashboard's FastAPI app: assembly only (page, static files, API routers, errors)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from services.dashboard.dependencies import DashboardResources
+from services.dashboard.errors import install_error_handlers
+from services.dashboard.routes import assets, exchanges, status
+from shared.settings import Settings
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+STATIC_DIR = PACKAGE_DIR / "static"
+CHART_LIBRARY = PACKAGE_DIR / "node_modules" / "chart.js" / "dist" / "chart.umd.min.js"
+"""Chart.js as npm installed it (`make setup` runs `npm ci` in this folder); served by us, so the
+page needs no network beyond this service."""
+
+DESCRIPTION = """\
+The coinstream dashboard: a page (`/`) of charts and tables, and the JSON API it reads.
+
+Every answer is read from the warehouse views (`assets_timeseries`, `exchanges_timeseries`),
+bounded by a time range (`since`, `until`; at most 366 days), a number of points per series and
+a number of rows. `/api/status` says whether the data is simulated and how fresh it is.
+
+When the warehouse does not answer, data routes answer **503** with `{"detail": ...}` naming it
+(the BigQuery emulator's URL, or the BigQuery project) and what to check.
+"""
+
+
+class MissingAssets(Exception):
+    """The page's files are not in place; the message says how to install them."""
+
+
+def check_assets() -> None:
+    if not CHART_LIBRARY.is_file():
+        raise MissingAssets(
+            f"the chart library is missing ({CHART_LIBRARY.relative_to(PACKAGE_DIR.parent.parent)}"
+            "); run `make setup` (it runs `npm ci` in services/dashboard, which needs npm and "
+            "the npm registry once)"
+        )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The dashboard for ``settings``; raises MissingAssets when the chart library is absent."""
+    check_assets()
+    app = FastAPI(
+        title="coinstream dashboard",
+        version="1",
+        description=DESCRIPTION,
+        generate_unique_id_function=lambda route: route.name,
+    )
+    app.state.resources = DashboardResources(settings)
+    app.include_router(status.router)
+    app.include_router(assets.router)
+    app.include_router(exchanges.router)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/vendor/chart.umd.min.js", include_in_schema=False)
+    def chart_library() -> FileResponse:
+        return FileResponse(CHART_LIBRARY, media_type="text/javascript")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    install_error_handlers(app)
+    return app

@@ -1,0 +1,282 @@
+"""The dashboard's JSON API on the BigQuery emulator: bounded answers, clear errors, OpenAPI.
+
+The app runs in this process (FastAPI's TestClient) with the real client and the real views,
+on a dataset of its own loaded through ``load_table_from_file``; the browser tests drive the
+same app as a process on the live pipeline.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from google.cloud import bigquery
+
+from services.dashboard.app import create_app
+from shared.schemas import ASSETS, EXCHANGES, TableSchema
+from shared.settings import Settings
+from shared.warehouse import create_bigquery_client, ensure_views, ensure_warehouse, table_id
+from tests.conftest import TEST_ENVIRONMENT, LocalStack, offset_port, settings_from
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+SNAPSHOTS = 30  # ten seconds apart, the newest a minute ago
+STEP = timedelta(seconds=10)
+NEWEST = NOW - timedelta(minutes=1)
+
+
+def snapshot_time(index: int) -> datetime:
+    return NEWEST - (SNAPSHOTS - 1 - index) * STEP
+
+
+def asset_rows() -> list[dict[str, Any]]:
+    rows = []
+    for index in range(SNAPSHOTS):
+        at = snapshot_time(index)
+        for asset_id, symbol, rank, max_supply in (
+            ("bitcoin", "BTC", 1, 21_000_000.0),
+            ("ethereum", "ETH", 2, None),
+            ("dogecoin", "DOGE", 3, None),
+        ):
+            rows.append(
+                {
+                    "id": asset_id,
+                    "symbol": symbol,
+                    "name": asset_id.title(),
+                    "rank": rank,
+                    "price_usd": 100.0 * (4 - rank) + index,
+                    "market_cap_usd": 1e9 * (4 - rank),
+                    "supply": 19_000_000.0,
+                    "max_supply": max_supply,
+                    "supply_ratio": 19_000_000.0 / max_supply if max_supply else None,
+                    "change_percent_24hr": 1.5,
+                    "source_timestamp": at.isoformat(),
+                    "processing_timestamp": (at + timedelta(seconds=2)).isoformat(),
+                }
+            )
+    # A snapshot two days old: only a range that reaches back that far sees it.
+    old = NOW - timedelta(days=2)
+    rows.append(
+        {
+            "id": "oldcoin",
+            "symbol": "OLD",
+            "name": "Old coin",
+            "rank": 4,
+            "price_usd": 1.0,
+            "source_timestamp": old.isoformat(),
+            "processing_timestamp": old.isoformat(),
+        }
+    )
+    return rows
+
+
+def exchange_rows() -> list[dict[str, Any]]:
+    return [
+        {
+            "exchange_id": exchange_id,
+            "name": exchange_id.title(),
+            "rank": rank,
+            "percent_total_volume": share,
+            "volume_usd": share * 1e8,
+            "trading_pairs": 100,
+            "source_timestamp": snapshot_time(index).isoformat(),
+            "processing_timestamp": (snapshot_time(index) + timedelta(seconds=2)).isoformat(),
+        }
+        for index in range(SNAPSHOTS)
+        for exchange_id, rank, share in (("binance", 1, 60.0), ("kraken", 2, 40.0))
+    ]
+
+
+def load(client: bigquery.Client, settings: Settings, schema: TableSchema, rows: list[Any]) -> None:
+    body = io.BytesIO("\n".join(json.dumps(row) for row in rows).encode())
+    client.load_table_from_file(
+        body,
+        table_id(settings, schema),
+        size=None,
+        job_config=bigquery.LoadJobConfig(source_format="NEWLINE_DELIMITED_JSON"),
+    ).result(timeout=60)
+
+
+def dashboard_settings(**overrides: str) -> Settings:
+    return settings_from(
+        {
+            **TEST_ENVIRONMENT,
+            "COINSTREAM_BIGQUERY_DATASET": f"dashboard_api_{uuid.uuid4().hex[:8]}",
+            **overrides,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def api(local_stack: LocalStack) -> Iterator[TestClient]:
+    settings = dashboard_settings(COINSTREAM_STREAM_TRIGGER_SECONDS="3")
+    client = create_bigquery_client(settings)
+    ensure_warehouse(client, settings)
+    ensure_views(client, settings)
+    load(client, settings, ASSETS, asset_rows())
+    load(client, settings, EXCHANGES, exchange_rows())
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def get(api: TestClient, path: str, **parameters: Any) -> Any:
+    response = api.get(path, params=parameters)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_status_says_simulated_fresh_and_how_often_to_look(api: TestClient) -> None:
+    status = get(api, "/api/status")
+    assert status["simulated"] is True
+    assert "simulator" in status["data_source"]
+    assert status["has_data"] is True and status["message"] is None
+    assert status["refresh_seconds"] == 3.0
+    assert status["warehouse"].startswith("the BigQuery emulator at http://127.0.0.1:")
+    assets = status["assets"]
+    assert assets["exists"] is True
+    assert datetime.fromisoformat(assets["newest_snapshot"]) == NEWEST
+    assert datetime.fromisoformat(assets["newest_processed"]) == NEWEST + timedelta(seconds=2)
+
+
+def test_latest_is_each_assets_newest_snapshot_by_rank(api: TestClient) -> None:
+    since = (NOW - timedelta(hours=1)).isoformat()
+    latest = get(api, "/api/assets/latest", since=since)["assets"]
+    assert [row["id"] for row in latest] == ["bitcoin", "ethereum", "dogecoin"]
+    bitcoin = latest[0]
+    assert datetime.fromisoformat(bitcoin["snapshot_at"]) == NEWEST
+    assert bitcoin["price_usd"] == 300.0 + SNAPSHOTS - 1
+    assert bitcoin["supply_percent_of_max"] == pytest.approx(19 / 21 * 100)
+    assert latest[1]["supply_percent_of_max"] is None
+
+    assert len(get(api, "/api/assets/latest", since=since, limit=2)["assets"]) == 2
+    # Three days back reaches the old snapshot; an hour does not.
+    three_days = get(api, "/api/assets/latest", since=(NOW - timedelta(days=3)).isoformat())
+    assert [row["id"] for row in three_days["assets"]][-1] == "oldcoin"
+
+    exchanges = get(api, "/api/exchanges/latest", since=since)["exchanges"]
+    assert [row["exchange_id"] for row in exchanges] == ["binance", "kraken"]
+    assert sum(row["percent_total_volume"] for row in exchanges) == pytest.approx(100)
+
+
+def test_a_series_has_at_most_the_points_asked_for_ending_at_the_newest(api: TestClient) -> None:
+    since = NEWEST - (SNAPSHOTS - 1) * STEP
+    answer = get(
+        api,
+        "/api/assets/series",
+        ids="dogecoin,bitcoin,nosuchcoin",
+        since=since.isoformat(),
+        until=NOW.isoformat(),
+        points=5,
+    )
+    assert answer["bucket_seconds"] == math.ceil((NOW - since).total_seconds() / 5)
+    assert [series["id"] for series in answer["series"]] == ["dogecoin", "bitcoin"]
+    bitcoin = answer["series"][1]
+    assert 2 <= len(bitcoin["t"]) <= 6
+    assert bitcoin["t"] == sorted(bitcoin["t"])
+    assert bitcoin["t"][-1] == int(NEWEST.timestamp() * 1000)
+    assert bitcoin["price_usd"][-1] == 300.0 + SNAPSHOTS - 1
+    assert bitcoin["rank"] == [1] * len(bitcoin["t"])
+    assert all(value == pytest.approx(19 / 21 * 100) for value in bitcoin["supply_percent_of_max"])
+
+    full = get(api, "/api/assets/series", ids="bitcoin", since=since.isoformat(), points=1000)
+    assert len(full["series"][0]["t"]) == SNAPSHOTS
+
+    exchanges = get(api, "/api/exchanges/series", ids="kraken", since=since.isoformat())
+    kraken = exchanges["series"][0]
+    assert kraken["exchange_id"] == "kraken" and len(kraken["t"]) == SNAPSHOTS
+    assert set(kraken["percent_total_volume"]) == {40.0}
+
+
+@pytest.mark.parametrize(
+    ("path", "parameters", "complaint"),
+    [
+        ("/api/assets/series", {"ids": "bitcoin') OR TRUE --"}, "is not an id"),
+        ("/api/assets/series", {"ids": ",".join(f"c{n}" for n in range(21))}, "at most 20"),
+        ("/api/assets/series", {"ids": " , "}, "at least one id"),
+        ("/api/assets/series", {"ids": "bitcoin", "points": 5000}, "points"),
+        (
+            "/api/assets/latest",
+            {"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
+            "must be before until",
+        ),
+        ("/api/exchanges/latest", {"since": "2020-01-01T00:00:00Z"}, "at most 366 days"),
+        ("/api/exchanges/latest", {"since": "yesterday"}, "since"),
+    ],
+)
+def test_bad_parameters_are_refused_saying_which(
+    api: TestClient, path: str, parameters: dict[str, Any], complaint: str
+) -> None:
+    response = api.get(path, params=parameters)
+    assert response.status_code == 422
+    assert complaint in response.json()["detail"]
+
+
+def test_an_empty_warehouse_is_not_an_error_and_says_what_to_start(
+    local_stack: LocalStack,
+) -> None:
+    settings = dashboard_settings()
+    with TestClient(create_app(settings)) as empty:
+        status = get(empty, "/api/status")
+        assert status["has_data"] is False
+        assert status["assets"]["exists"] is False
+        assert "do not exist" in status["message"]
+        assert "is the stream worker running? (`make run` starts it)" in status["message"]
+        assert get(empty, "/api/assets/latest")["assets"] == []
+        assert get(empty, "/api/exchanges/series", ids="binance")["series"] == []
+
+
+def test_an_unreachable_warehouse_is_a_503_naming_it() -> None:
+    dead = f"http://127.0.0.1:{offset_port(18258)}"
+    settings = dashboard_settings(
+        COINSTREAM_BIGQUERY_EMULATOR_URL=dead, COINSTREAM_BIGQUERY_TIMEOUT_SECONDS="1"
+    )
+    with TestClient(create_app(settings)) as unreachable:
+        for path, parameters in (
+            ("/api/status", {}),
+            ("/api/assets/latest", {}),
+            ("/api/assets/series", {"ids": "bitcoin"}),
+            ("/api/exchanges/latest", {}),
+        ):
+            response = unreachable.get(path, params=parameters)
+            assert response.status_code == 503, path
+            detail = response.json()["detail"]
+            assert f"the BigQuery emulator at {dead}" in detail
+            assert "make run" in detail and "COINSTREAM_BIGQUERY_EMULATOR_URL" in detail
+        assert unreachable.get("/healthz").json() == {"status": "ok"}
+
+
+def test_openapi_documents_every_route_and_its_errors(api: TestClient) -> None:
+    document = get(api, "/openapi.json")
+    paths = document["paths"]
+    for path in (
+        "/api/status",
+        "/api/assets/latest",
+        "/api/assets/series",
+        "/api/exchanges/latest",
+        "/api/exchanges/series",
+    ):
+        responses = paths[path]["get"]["responses"]
+        assert responses["503"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/Problem"
+        }, path
+        assert "warehouse" in responses["503"]["description"]
+    assert "422" in paths["/api/assets/series"]["get"]["responses"]
+
+
+def test_the_page_loads_nothing_from_other_hosts(api: TestClient) -> None:
+    page = api.get("/")
+    assert page.status_code == 200
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert sources and all(source.startswith(("/", "#", "data:")) for source in sources), sources
+    for source in ("/vendor/chart.umd.min.js", "/static/dashboard.js", "/static/dashboard.css"):
+        assert api.get(source).status_code == 200, source
+    assert "http" not in api.get("/static/dashboard.js").text.replace("http://127.0.0.1", "")
