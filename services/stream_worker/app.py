@@ -36,6 +36,7 @@ from services.stream_worker.transforms import (
     valid_rows,
 )
 from shared import metrics
+from shared.control_state import Desired, DesiredStateThread
 from shared.kafka import ensure_topics, pipeline_topics
 from shared.schemas import ASSETS, EXCHANGES, QUARANTINE
 from shared.settings import Settings
@@ -44,6 +45,8 @@ from shared.warehouse import create_bigquery_client, ensure_views, ensure_wareho
 logger = logging.getLogger(__name__)
 
 QUERY_NAME = "coinstream-stream-worker"
+COMPONENT = "stream-worker"
+"""The worker's name in the control service and the control topic."""
 RESTART_PAUSE_SECONDS = 5.0
 DEPENDENCY_PATIENCE_SECONDS = 300.0
 GRACEFUL_STOP_SECONDS = 60.0
@@ -64,7 +67,8 @@ class WorkerStatus:
     """The id of the micro-batch being written right now, if any."""
 
     def as_dict(self) -> dict[str, Any]:
-        degraded = self.state != "RUNNING" or (
+        # PAUSED and STOPPED are what the operator asked for, not a problem.
+        degraded = self.state in ("STARTING", "FAILED") or (
             self.last_error_at is not None
             and (self.last_batch_at is None or self.last_error_at > self.last_batch_at)
         )
@@ -215,41 +219,86 @@ class StreamWorker:
         return query
 
     def run(self) -> None:
-        """Run until ``stop``: start the query, watch it, restart it after a failure."""
+        """Run until ``stop``, obeying the desired state the control service sets.
+
+        RUNNING: the query runs; a failed query is started again from its checkpoint after a
+        pause. PAUSED or STOPPED: the query is stopped after its batch in progress, and nothing
+        is consumed until the desired state is RUNNING again. A restart request (a new
+        ``restart_generation``) stops the query and starts it again.
+        """
         self._spark = self._setup()
-        while not self._stopping.is_set():
-            self._query = self._start_query(self._spark)
-            while not self._stopping.is_set() and self._query.isActive:
-                self._query.awaitTermination(1)
-                progress = self._query.lastProgress
-                if progress:
-                    metrics.INPUT_ROWS_PER_SECOND.set(progress.get("inputRowsPerSecond") or 0.0)
+        control = DesiredStateThread(self.settings, client_id="stream-worker-control")
+        control.start()
+        while not control.wait_caught_up(5.0):
             if self._stopping.is_set():
-                break
-            error = self._query.exception()
-            metrics.BATCH_FAILURES.inc()
-            self.status.state = "FAILED"
-            self.status.last_error = str(error).splitlines()[0] if error else "query stopped"
-            self.status.last_error_at = datetime.now(UTC)
-            logger.error(
-                "streaming query failed: %s; restarting from the checkpoint in %g s",
-                self.status.last_error,
-                RESTART_PAUSE_SECONDS,
-            )
-            self._stopping.wait(RESTART_PAUSE_SECONDS)
-        self._shutdown()
+                control.stop()
+                self._shutdown()
+                return
+            logger.warning("waiting to read the desired state from %s", self.settings.topic_control)
+        generation = control.get(COMPONENT).restart_generation
+        try:
+            while not self._stopping.is_set():
+                desired = control.get(COMPONENT)
+                if desired.state is not Desired.RUNNING:
+                    if self.status.state != desired.state.value:
+                        logger.info("desired state %s: consuming nothing", desired.state.value)
+                    self.status.state = desired.state.value
+                    self._stopping.wait(0.5)
+                    continue
+                generation = desired.restart_generation
+                self._query = self._start_query(self._spark)
+                stopped_on_request = False
+                while not self._stopping.is_set() and self._query.isActive:
+                    self._query.awaitTermination(1)
+                    progress = self._query.lastProgress
+                    if progress:
+                        metrics.INPUT_ROWS_PER_SECOND.set(progress.get("inputRowsPerSecond") or 0.0)
+                    desired = control.get(COMPONENT)
+                    if desired.state is not Desired.RUNNING or (
+                        desired.restart_generation != generation
+                    ):
+                        logger.info(
+                            "desired state %s (restart generation %d): stopping the query",
+                            desired.state.value,
+                            desired.restart_generation,
+                        )
+                        self._stop_query_gracefully(self._query)
+                        stopped_on_request = True
+                if self._stopping.is_set() or stopped_on_request:
+                    continue
+                self._note_query_failure(self._query)
+                self._stopping.wait(RESTART_PAUSE_SECONDS)
+        finally:
+            control.stop()
+            self._shutdown()
+
+    def _note_query_failure(self, query: StreamingQuery) -> None:
+        error = query.exception()
+        metrics.BATCH_FAILURES.inc()
+        self.status.state = "FAILED"
+        self.status.last_error = str(error).splitlines()[0] if error else "query stopped"
+        self.status.last_error_at = datetime.now(UTC)
+        logger.error(
+            "streaming query failed: %s; restarting from the checkpoint in %g s",
+            self.status.last_error,
+            RESTART_PAUSE_SECONDS,
+        )
+
+    @staticmethod
+    def _stop_query_gracefully(query: StreamingQuery) -> None:
+        """Let a batch in progress finish (up to a limit), then stop the query."""
+        deadline = time.monotonic() + GRACEFUL_STOP_SECONDS
+        while query.status.get("isTriggerActive") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        query.stop()
 
     def stop(self) -> None:
         self._stopping.set()
 
     def _shutdown(self) -> None:
         """Let a batch in progress finish (up to a limit), then stop the query and Spark."""
-        query = self._query
-        if query is not None and query.isActive:
-            deadline = time.monotonic() + GRACEFUL_STOP_SECONDS
-            while query.status.get("isTriggerActive") and time.monotonic() < deadline:
-                time.sleep(0.2)
-            query.stop()
+        if self._query is not None and self._query.isActive:
+            self._stop_query_gracefully(self._query)
         self.status.state = "STOPPED"
         if self._committer is not None:
             self._committer.close()

@@ -17,7 +17,8 @@ class WorkerHealth(BaseModel):
     status: str
     """``ok``, or ``degraded`` when the query is not running or the last batch failed."""
     state: str
-    """STARTING, RUNNING, FAILED (restarting from the checkpoint) or STOPPED."""
+    """STARTING, RUNNING, PAUSED or STOPPED (as the control service asked), or FAILED
+    (restarting from the checkpoint)."""
     batches: int
     last_batch_id: int | None
     last_batch_at: datetime | None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +13,6 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.control_state import Desired, DesiredStateThread
 from shared.kafka import topic_partitions
 from shared.settings import Settings
 from tests.conftest import ManagedProcess
@@ -167,58 +165,3 @@ def topic_end_total(settings: Settings, topic: str) -> int:
 
 
 # --- a stand-in for the stream worker --------------------------------------------------------
-
-
-class StandInWorker:
-    """A consumer-group member that commits what it reads and obeys the control topic.
-
-    It stands in for ``python -m services.stream_worker`` where the lag test needs a worker
-    whose pause and stop it can watch without Spark: it reads the record topics in
-    ``stream_consumer_group``, commits after each fetch, and fetches nothing while the
-    stream-worker's desired state is not RUNNING. It follows the control topic through
-    ``DesiredStateThread``, the reader made for the real worker's threads.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.control = DesiredStateThread(settings, client_id="stand-in-worker-control")
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="stand-in-worker", daemon=True)
-        self.error: BaseException | None = None
-
-    def start(self) -> None:
-        self.control.start()
-        assert self.control.wait_caught_up(30), "the stand-in worker could not read its state"
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join(30)
-        self.control.stop()
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._consume())
-        except BaseException as error:  # reported by the test that uses it
-            self.error = error
-
-    async def _consume(self) -> None:
-        consumer = AIOKafkaConsumer(
-            self.settings.topic_assets,
-            self.settings.topic_exchanges,
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
-            group_id=self.settings.stream_consumer_group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
-        await consumer.start()
-        try:
-            while not self._stopping.is_set():
-                if self.control.get("stream-worker").state is not Desired.RUNNING:
-                    await asyncio.sleep(0.1)
-                    continue
-                batches = await consumer.getmany(timeout_ms=200, max_records=2000)
-                if batches:
-                    await consumer.commit()
-        finally:
-            await consumer.stop()
