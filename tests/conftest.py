@@ -10,8 +10,11 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import httpx
 import pytest
 
 from deploy.local import stack
@@ -94,7 +97,9 @@ def simulator() -> Iterator[str]:
     base = f"http://127.0.0.1:{SIMULATOR_PORT}"
     try:
         stack.wait_until(
-            lambda: process.is_running() and _answers(f"{base}/healthz"), "the simulator", 30
+            lambda: process.is_running() and stack.http_answers(f"{base}/healthz"),
+            "the simulator",
+            30,
         )
     except stack.StackError as error:
         pytest.fail(f"{error}\n{process.log_tail()}")
@@ -102,10 +107,20 @@ def simulator() -> Iterator[str]:
     process.stop()
 
 
-def _answers(url: str) -> bool:
-    import httpx
+def wait_for(condition: Callable[[], Any], what: str, timeout: float) -> float:
+    """Poll ``condition`` until it is truthy; return the seconds it took.
 
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+    A refused or timed-out HTTP request counts as "not yet", so a condition can ask a service
+    that is still starting.
+    """
+    started = time.monotonic()
+    while True:
+        try:
+            if condition():
+                return time.monotonic() - started
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() - started < timeout, (
+            f"timed out after {timeout:.0f} s waiting: {what}"
+        )
+        time.sleep(0.1)

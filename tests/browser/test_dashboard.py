@@ -12,19 +12,18 @@ from __future__ import annotations
 import io
 import json
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from google.cloud import bigquery
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from deploy.local.stack import http_answers
 from shared.schemas import ASSETS
 from shared.settings import PROJECT_ROOT, Settings
 from shared.warehouse import create_bigquery_client, ensure_views, ensure_warehouse, table_id
@@ -36,6 +35,7 @@ from tests.conftest import (
     ManagedProcess,
     offset_port,
     settings_from,
+    wait_for,
 )
 
 pytestmark = pytest.mark.browser
@@ -60,25 +60,6 @@ LOG_DIR = TEST_STATE_DIR / "logs"
 PRICE_CHART = "chart-asset-price"
 
 
-def wait_for(condition: Callable[[], Any], what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if condition():
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
-        time.sleep(0.25)
-
-
-def answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @dataclass
 class Pipeline:
     """The processes of the module, and the settings the main dashboard reads with."""
@@ -99,7 +80,7 @@ def start(name: str, module: str, environment: dict[str, str]) -> ManagedProcess
 def wait_answering(process: ManagedProcess, url: str, timeout: float) -> None:
     def up() -> bool:
         assert process.is_running(), f"{process.name} exited:\n{process.log_tail(30)}"
-        return answers(url)
+        return http_answers(url)
 
     wait_for(up, f"{process.name} at {url}", timeout)
 

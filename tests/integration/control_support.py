@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,30 +11,10 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from deploy.local.stack import http_answers as answers
 from shared.kafka import topic_partitions
 from shared.settings import Settings
-from tests.conftest import ManagedProcess
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float) -> float:
-    """Poll ``condition`` until it is truthy; return the seconds it took. A refused or timed
-    out HTTP request counts as not yet."""
-    started = time.monotonic()
-    while True:
-        try:
-            if condition():
-                return time.monotonic() - started
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() - started < timeout, f"timed out after {timeout} s waiting {what}"
-        time.sleep(0.1)
-
-
-def answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
+from tests.conftest import ManagedProcess, wait_for
 
 
 def launch(

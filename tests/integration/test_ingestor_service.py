@@ -23,6 +23,7 @@ from tests.conftest import (
     ManagedProcess,
     offset_port,
     read_topic,
+    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -37,18 +38,6 @@ def health() -> dict[str, Any]:
     response.raise_for_status()
     body: dict[str, Any] = response.json()
     return body
-
-
-def wait_for(condition: Any, what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if condition():
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.25)
 
 
 @pytest.fixture

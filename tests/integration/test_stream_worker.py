@@ -11,7 +11,6 @@ import asyncio
 import copy
 import signal
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -33,6 +32,7 @@ from tests.conftest import (
     ManagedProcess,
     offset_port,
     settings_from,
+    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -149,13 +149,6 @@ def caught_up(worker: Worker) -> bool:
     except KafkaError:  # e.g. the group coordinator is still being elected
         return False
     return bool(end) and committed == end
-
-
-def wait_for(condition: Any, what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
-        time.sleep(0.5)
 
 
 def asset(number: int, price: str = "1.5") -> dict[str, Any]:
