@@ -133,7 +133,7 @@ def test_sigterm_mid_poll_finishes_the_poll_and_delivers_it(
     records_per_poll = len(httpx.get(f"{local_stack_simulator()}?limit=2000").json()["data"])
     httpx.post(FAULTS_URL, json={"mode": "slow", "seconds": 3, "count": 1}).raise_for_status()
     wait_for(lambda: httpx.get(FAULTS_URL).json()["faults"] == [], "the slow poll to start", 10)
-    time.sleep(0.5)  # the slow answer is now being awaited, about 2.5 s from arriving
+    # The simulator has taken the knob: the poll is in flight, its answer 3 s away.
     polls_before = fetched_poll_ids(asset_ingestor.log_text())
     assert asset_ingestor.process is not None
     asset_ingestor.process.send_signal(signal.SIGTERM)
