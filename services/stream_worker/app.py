@@ -19,7 +19,6 @@ from typing import Any
 
 from google.cloud import bigquery
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 from tenacity import RetryCallState, Retrying, stop_after_delay, wait_exponential
 
@@ -85,6 +84,27 @@ class WorkerStatus:
         }
 
 
+def next_offsets(coordinates: DataFrame) -> dict[tuple[str, int], int]:
+    """Per (topic, partition), the offset after the last one in the batch: what to commit.
+
+    Computed in Arrow on the driver rather than with a Spark aggregation, which would cost a
+    shuffle for a handful of numbers.
+    """
+    table = coordinates.toArrow()
+    if table.num_rows == 0:
+        return {}
+    last = table.group_by(["topic", "partition"]).aggregate([("offset", "max")])
+    return {
+        (topic, partition): offset + 1
+        for topic, partition, offset in zip(
+            last["topic"].to_pylist(),
+            last["partition"].to_pylist(),
+            last["offset_max"].to_pylist(),
+            strict=True,
+        )
+    }
+
+
 class StreamWorker:
     """Runs the streaming query until ``stop``; restarts it from its checkpoint after a failure."""
 
@@ -121,13 +141,7 @@ class StreamWorker:
             written[QUARANTINE.table] = self._sink.write(
                 QUARANTINE, quarantined.toArrow(), batch_id
             )
-            next_offsets = {
-                (row["topic"], row["partition"]): row["last_offset"] + 1
-                for row in batch.groupBy("topic", "partition")
-                .agg(F.max("offset").alias("last_offset"))
-                .collect()
-            }
-            self._committer.commit(next_offsets)
+            self._committer.commit(next_offsets(batch.select("topic", "partition", "offset")))
         finally:
             parsed.unpersist()
             batch.unpersist()

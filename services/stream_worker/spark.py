@@ -19,7 +19,9 @@ def build_spark_session(settings: Settings, app_name: str, jars: list[Path]) -> 
         .master("local[2]")
         .config("spark.driver.memory", settings.spark_driver_memory)
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", "4")
+        # One shuffle partition per core: a micro-batch is small, and every extra partition is
+        # a task to schedule on two cores.
+        .config("spark.sql.shuffle.partitions", "2")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.streaming.metricsEnabled", "true")
