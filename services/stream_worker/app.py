@@ -298,12 +298,22 @@ class StreamWorker:
             RESTART_PAUSE_SECONDS,
         )
 
-    @staticmethod
-    def _stop_query_gracefully(query: StreamingQuery) -> None:
-        """Let a batch in progress finish (up to a limit), then stop the query."""
+    def _stop_query_gracefully(self, query: StreamingQuery) -> None:
+        """Let the batch in progress finish (up to a limit), then stop the query.
+
+        Under a steady input the next trigger starts as soon as one ends, so "wait until no
+        trigger is active" could wait for ever; this waits for the batch that was running when
+        asked. A batch that starts in between is interrupted, and runs again from the
+        checkpoint on the next start, where the idempotent write makes that harmless.
+        """
+        running = self.status.batch_in_progress
         deadline = time.monotonic() + GRACEFUL_STOP_SECONDS
-        while query.status.get("isTriggerActive") and time.monotonic() < deadline:
-            time.sleep(0.2)
+        while (
+            running is not None
+            and self.status.batch_in_progress == running
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.1)
         query.stop()
 
     def stop(self) -> None:

@@ -418,6 +418,11 @@ def test_lag_grows_while_the_worker_is_stopped_and_returns_to_zero(pipeline: Pip
                 "for the ingestors to pause",
                 30,
             )
+        # The worker finishes the batch it was in when told to stop, and commits it; after
+        # that it is STOPPED and the committed offsets stay put.
+        wait_for(
+            lambda: ingestor_health(WORKER_PORT)["state"] == "STOPPED", "the worker to stop", 60
+        )
         report = api.json("/lag")
         broker = asyncio.run(broker_offsets(SETTINGS, SETTINGS.stream_consumer_group, topics))
         assert lag_by_partition(report) == broker
