@@ -19,7 +19,6 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ import pyarrow.parquet as pq
 from google.cloud import bigquery
 
 from deploy.local import stack
+from deploy.local.chromium import CHROMIUM, CHROMIUM_ARGS
 from deploy.local.processes import ManagedProcess, settings_from, stack_process
 from services.dashboard import queries
 from services.dashboard.queries import TimeRange
@@ -47,17 +47,6 @@ ENVIRONMENT = {
     "COINSTREAM_BIGQUERY_TIMEOUT_SECONDS": "120",
 }
 RANGES = {"1 h": timedelta(hours=1), "24 h": timedelta(days=1), "7 d": timedelta(days=7)}
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 ARROW_TYPES = {
     "STRING": pa.string(),
     "INT64": pa.int64(),

@@ -23,12 +23,12 @@ import time
 import uuid
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 
 from bench.ingest_throughput import peak_rss_mib
 from deploy.local import stack
 from deploy.local.processes import LocalStack, ManagedProcess
+from services.control.consumer_lag import measure_lag
 from shared.ingest.messages import OutgoingMessage, PollContext, record_message
 from shared.kafka import ensure_topics, pipeline_topics
 from shared.settings import PROJECT_ROOT, Settings
@@ -73,20 +73,9 @@ async def publish(producer: AIOKafkaProducer, messages: list[OutgoingMessage]) -
 
 
 async def caught_up(settings: Settings) -> bool:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    await consumer.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(settings.stream_consumer_group)
-        partitions = [
-            TopicPartition(settings.topic_assets, p) for p in range(settings.topic_partitions)
-        ]
-        end = await consumer.end_offsets(partitions)
-    finally:
-        await admin.close()
-        await consumer.stop()
-    return all(committed.get(tp) and committed[tp].offset == offset for tp, offset in end.items())
+    """Everything in the asset topic processed: the worker group's lag, as /lag measures it."""
+    report = await measure_lag(settings, settings.stream_consumer_group, [settings.topic_assets])
+    return bool(report.topics) and report.lag_records == 0
 
 
 async def measure_latency(settings: Settings, seconds: float) -> list[float]:

@@ -16,13 +16,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from google.cloud import bigquery
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from deploy.local.chromium import CHROMIUM, CHROMIUM_ARGS
 from deploy.local.stack import http_answers
 from shared.schemas import ASSETS
 from shared.settings import PROJECT_ROOT, Settings
@@ -40,17 +40,6 @@ from tests.conftest import (
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 DASHBOARD_PORT = offset_port(18200)
 EMPTY_DASHBOARD_PORT = offset_port(18201)
 UNREACHABLE_DASHBOARD_PORT = offset_port(18202)

@@ -17,8 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from shared.ingest.messages import OutgoingMessage, PollContext, record_message
@@ -34,6 +33,7 @@ from tests.conftest import (
     settings_from,
     wait_for,
 )
+from tests.integration.control_support import broker_offsets
 
 pytestmark = pytest.mark.integration
 
@@ -124,31 +124,19 @@ async def produce(settings: Settings, messages: list[OutgoingMessage], raw: list
         await producer.stop()
 
 
-async def committed_and_end_offsets(settings: Settings) -> tuple[dict[Any, int], dict[Any, int]]:
-    """The worker group's committed offsets and the log end offsets of the asset topic."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    await consumer.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(settings.stream_consumer_group)
-        # The test topics were created by ensure_topics, with topic_partitions partitions.
-        end = await consumer.end_offsets(
-            [TopicPartition(settings.topic_assets, p) for p in range(settings.topic_partitions)]
-        )
-    finally:
-        await admin.close()
-        await consumer.stop()
-    return {tp: meta.offset for tp, meta in committed.items() if tp in end}, dict(end)
-
-
 def caught_up(worker: Worker) -> bool:
     """True when the worker has processed (and committed) everything in the asset topic."""
     try:
-        committed, end = asyncio.run(committed_and_end_offsets(worker.settings))
+        offsets = asyncio.run(
+            broker_offsets(
+                worker.settings,
+                worker.settings.stream_consumer_group,
+                [worker.settings.topic_assets],
+            )
+        )
     except KafkaError:  # e.g. the group coordinator is still being elected
         return False
-    return bool(end) and committed == end
+    return bool(offsets) and all(committed == end for end, committed in offsets.values())
 
 
 def asset(number: int, price: str = "1.5") -> dict[str, Any]:
