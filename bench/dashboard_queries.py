@@ -29,9 +29,9 @@ from google.cloud import bigquery
 from deploy.local import stack
 from deploy.local.chromium import CHROMIUM, CHROMIUM_ARGS
 from deploy.local.processes import ManagedProcess, settings_from, stack_process
+from services.coincap_simulator.app import load_universe
 from services.dashboard import queries
 from services.dashboard.queries import TimeRange
-from shared.coincap.simulator import load_universe
 from shared.schemas import ASSETS, EXCHANGES, TableSchema
 from shared.settings import PROJECT_ROOT, Settings
 from shared.warehouse import create_bigquery_client, ensure_views, ensure_warehouse, table_id

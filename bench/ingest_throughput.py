@@ -23,8 +23,9 @@ from prometheus_client import REGISTRY
 
 from deploy.local import stack
 from deploy.local.processes import LocalStack, ManagedProcess, settings_from
+from services.ingestor.loop import Ingestor
+from services.ingestor.specs import IngestorSpec
 from shared.coincap.client import CoinCapClient
-from shared.ingest.poller import Ingestor, IngestorSpec
 from shared.settings import PROJECT_ROOT
 
 BENCH_STATE_DIR = PROJECT_ROOT / ".state" / "bench"
@@ -70,7 +71,7 @@ def main() -> int:
     # Refused connections while the broker starts, and buffer-overflow drops, are expected here;
     # the drops are reported as a count below.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    logging.getLogger("shared.ingest.poller").setLevel(logging.CRITICAL)
+    logging.getLogger("services.ingestor.loop").setLevel(logging.CRITICAL)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="how long to measure")
     arguments = parser.parse_args()
@@ -79,7 +80,7 @@ def main() -> int:
     local_stack = LocalStack(ENVIRONMENT, BENCH_STATE_DIR)
     simulator = ManagedProcess(
         "coincap-simulator",
-        [sys.executable, "-m", "shared.coincap.simulator", "--port", str(SIMULATOR_PORT)],
+        [sys.executable, "-m", "services.coincap_simulator", "--port", str(SIMULATOR_PORT)],
         {},
         BENCH_STATE_DIR / "logs",
     )

@@ -29,7 +29,7 @@ from bench.ingest_throughput import peak_rss_mib
 from deploy.local import stack
 from deploy.local.processes import LocalStack, ManagedProcess
 from services.control.consumer_lag import measure_lag
-from shared.ingest.messages import OutgoingMessage, PollContext, record_message
+from shared.envelope import OutgoingMessage, PollContext, record_message
 from shared.kafka import ensure_topics, pipeline_topics
 from shared.settings import PROJECT_ROOT, Settings
 from shared.warehouse import create_bigquery_client

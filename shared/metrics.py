@@ -1,109 +1,18 @@
-"""Prometheus metrics of the ingestors, named ``coinstream_*`` with the usual suffixes.
+"""Prometheus exposition shared by every service: ``GET /metrics`` and the registry's settings.
 
-Each process has one registry (prometheus_client's default); the ``ingestor`` label keeps the
-asset and exchange ingestors apart where one scrape config collects both.
+Each service defines its own ``coinstream_*`` metrics in its package (``services/*/metrics.py``);
+each process has one registry, prometheus_client's default.
 """
 
 from __future__ import annotations
 
 from fastapi import Response
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    Counter,
-    Gauge,
-    Histogram,
-    disable_created_metrics,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, disable_created_metrics, generate_latest
 
 # The *_created series double every counter for no use of ours.
 disable_created_metrics()  # type: ignore[no-untyped-call]
-
-COINCAP_REQUESTS = Counter(
-    "coinstream_coincap_requests_total",
-    "CoinCap HTTP requests, by endpoint and status code ('error' for no answer).",
-    ["endpoint", "status"],
-)
-COINCAP_REQUEST_DURATION = Histogram(
-    "coinstream_coincap_request_duration_seconds",
-    "Duration of CoinCap HTTP requests.",
-    ["endpoint"],
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-)
-COINCAP_CREDITS_USED = Counter(
-    "coinstream_coincap_credits_used_total",
-    "CoinCap credits spent by successful requests.",
-    ["ingestor"],
-)
-COINCAP_QUOTA_EXHAUSTED = Gauge(
-    "coinstream_coincap_quota_exhausted",
-    "1 while polling is paused because CoinCap says the quota is spent.",
-    ["ingestor"],
-)
-POLLS = Counter("coinstream_polls_total", "Polls of CoinCap, by outcome.", ["ingestor", "outcome"])
-POLL_INTERVAL = Gauge(
-    "coinstream_poll_interval_seconds", "Seconds between polls in force.", ["ingestor"]
-)
-LAST_SUCCESSFUL_POLL = Gauge(
-    "coinstream_last_successful_poll_timestamp_seconds",
-    "Unix time of the last poll that fetched a complete listing.",
-    ["ingestor"],
-)
-RECORDS_PRODUCED = Counter(
-    "coinstream_records_produced_total",
-    "Records delivered to Kafka (acknowledged by all in-sync replicas), by topic.",
-    ["ingestor", "topic"],
-)
-RECORDS_DEAD_LETTERED = Counter(
-    "coinstream_records_dead_lettered_total",
-    "Records that failed validation and were sent to the dead-letter topic.",
-    ["ingestor"],
-)
-RECORDS_DROPPED = Counter(
-    "coinstream_records_dropped_total",
-    "Records lost because the delivery buffer overflowed or shutdown could not flush them.",
-    ["ingestor", "reason"],
-)
-BUFFER_RECORDS = Gauge(
-    "coinstream_ingest_buffer_records",
-    "Records fetched but not yet acknowledged by Kafka.",
-    ["ingestor"],
-)
-KAFKA_SEND_FAILURES = Counter(
-    "coinstream_kafka_send_failures_total",
-    "Record sends that failed and were kept for another try.",
-    ["ingestor"],
-)
 
 
 def metrics_endpoint() -> Response:
     """``GET /metrics`` for any of our FastAPI services, in Prometheus' text format."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-
-# --- stream worker ----------------------------------------------------------------------------
-
-BATCH_DURATION = Histogram(
-    "coinstream_stream_batch_duration_seconds",
-    "Wall time of one micro-batch: transform, warehouse load and MERGE, offset commit.",
-    buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300),
-)
-ROWS_WRITTEN = Counter(
-    "coinstream_stream_rows_written_total",
-    "Rows a micro-batch sent to the warehouse MERGE, by table (a re-run batch counts again).",
-    ["table"],
-)
-ROWS_QUARANTINED = Counter(
-    "coinstream_stream_rows_quarantined_total",
-    "Kafka messages the worker could not turn into rows, sent to the quarantine table.",
-)
-LAST_BATCH = Gauge(
-    "coinstream_stream_last_batch_timestamp_seconds", "Unix time the last micro-batch finished."
-)
-INPUT_ROWS_PER_SECOND = Gauge(
-    "coinstream_stream_input_rows_per_second", "Spark's input rate of the last micro-batch."
-)
-BATCH_FAILURES = Counter(
-    "coinstream_stream_batch_failures_total",
-    "Micro-batches that failed; the query restarts from its checkpoint and runs them again.",
-)

@@ -82,7 +82,7 @@ def simulator() -> Iterator[str]:
         [
             sys.executable,
             "-m",
-            "shared.coincap.simulator",
+            "services.coincap_simulator",
             "--port",
             str(SIMULATOR_PORT),
             "--seed",

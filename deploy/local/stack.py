@@ -613,10 +613,10 @@ def local_processes(settings: Settings) -> dict[str, str]:
     }
     if settings.uses_coincap_simulator:
         processes["coincap-simulator"] = (
-            f"{python} -m shared.coincap.simulator --port {settings.coincap_simulator_port}"
+            f"{python} -m services.coincap_simulator --port {settings.coincap_simulator_port}"
         )
-    processes["asset-ingestor"] = f"{python} -m services.asset_ingestor"
-    processes["exchange-ingestor"] = f"{python} -m services.exchange_ingestor"
+    processes["asset-ingestor"] = f"{python} -m services.ingestor assets"
+    processes["exchange-ingestor"] = f"{python} -m services.ingestor exchanges"
     processes["stream-worker"] = f"{python} -m services.stream_worker"
     processes["control"] = f"{python} -m services.control"
     processes["dashboard"] = f"{python} -m services.dashboard"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import signal
 from types import FrameType
 
-from services.stream_worker.app import StreamWorker
-from services.stream_worker.service import serve_in_background
+from services.stream_worker.app import serve_in_background
+from services.stream_worker.worker import StreamWorker
 from shared.logging import configure_logging
 from shared.settings import load_settings_or_exit
 

@@ -1,331 +1,54 @@
-"""The stream worker's wiring: Kafka source -> transformations -> idempotent sink, on a trigger.
-
-One streaming query reads both record topics with Spark's own Kafka source. Each micro-batch is
-transformed (``transforms``), written exactly once (``sink``), and then its offsets are
-committed to the worker's consumer group (``offsets``) so that lag is visible. A failing batch
-stops the query; the worker starts it again from its checkpoint after a pause, so the batch is
-run again and the stream keeps going.
-"""
+"""The worker's HTTP face: ``/healthz`` and ``/metrics``, served from a thread beside Spark."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import threading
-import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
-from google.cloud import bigquery
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.streaming.query import StreamingQuery
-from tenacity import RetryCallState, Retrying, stop_after_delay, wait_exponential
+import uvicorn
+from fastapi import FastAPI, Response
+from pydantic import BaseModel
 
-from deploy.local.stack import spark_kafka_jars
-from services.stream_worker.offsets import OffsetCommitter
-from services.stream_worker.sink import WarehouseSink
-from services.stream_worker.spark import build_spark_session
-from services.stream_worker.transforms import (
-    parse_envelopes,
-    quarantine_rows,
-    rows_for_topic,
-    table_rows,
-    unparseable_rows,
-    valid_rows,
-)
-from shared import metrics
-from shared.control_state import Desired, DesiredStateThread
-from shared.kafka import ensure_topics, pipeline_topics
-from shared.schemas import ASSETS, EXCHANGES, QUARANTINE
-from shared.settings import Settings
-from shared.warehouse import create_bigquery_client, ensure_views, ensure_warehouse
-
-logger = logging.getLogger(__name__)
-
-QUERY_NAME = "coinstream-stream-worker"
-COMPONENT = "stream-worker"
-"""The worker's name in the control service and the control topic."""
-RESTART_PAUSE_SECONDS = 5.0
-DEPENDENCY_PATIENCE_SECONDS = 300.0
-GRACEFUL_STOP_SECONDS = 60.0
+from services.stream_worker.worker import StreamWorker
+from shared.metrics import metrics_endpoint
 
 
-@dataclass
-class WorkerStatus:
-    """What ``/healthz`` reports."""
-
-    state: str = "STARTING"
-    batches: int = 0
-    last_batch_id: int | None = None
-    last_batch_at: datetime | None = None
-    last_batch_rows: dict[str, int] | None = None
-    last_error: str | None = None
-    last_error_at: datetime | None = None
-    batch_in_progress: int | None = None
-    """The id of the micro-batch being written right now, if any."""
-
-    def as_dict(self) -> dict[str, Any]:
-        # PAUSED and STOPPED are what the operator asked for, not a problem.
-        degraded = self.state in ("STARTING", "FAILED") or (
-            self.last_error_at is not None
-            and (self.last_batch_at is None or self.last_error_at > self.last_batch_at)
-        )
-        return {
-            "status": "degraded" if degraded else "ok",
-            "state": self.state,
-            "batches": self.batches,
-            "last_batch_id": self.last_batch_id,
-            "last_batch_at": self.last_batch_at,
-            "last_batch_rows": self.last_batch_rows,
-            "last_error": self.last_error,
-            "last_error_at": self.last_error_at,
-            "batch_in_progress": self.batch_in_progress,
-        }
+class WorkerHealth(BaseModel):
+    status: str
+    """``ok``, or ``degraded`` when the query is not running or the last batch failed."""
+    state: str
+    """STARTING, RUNNING, PAUSED or STOPPED (as the control service asked), or FAILED
+    (restarting from the checkpoint)."""
+    batches: int
+    last_batch_id: int | None
+    last_batch_at: datetime | None
+    last_batch_rows: dict[str, int] | None
+    last_error: str | None
+    last_error_at: datetime | None
+    batch_in_progress: int | None
+    """The micro-batch being written right now, if any."""
 
 
-def next_offsets(coordinates: DataFrame) -> dict[tuple[str, int], int]:
-    """Per (topic, partition), the offset after the last one in the batch: what to commit.
+def create_app(worker: StreamWorker) -> FastAPI:
+    app = FastAPI(
+        title="coinstream stream-worker",
+        description="Spark Structured Streaming from the CoinCap topics into the warehouse.",
+    )
 
-    Computed in Arrow on the driver rather than with a Spark aggregation, which would cost a
-    shuffle for a handful of numbers.
-    """
-    table = coordinates.toArrow()
-    if table.num_rows == 0:
-        return {}
-    last = table.group_by(["topic", "partition"]).aggregate([("offset", "max")])
-    return {
-        (topic, partition): offset + 1
-        for topic, partition, offset in zip(
-            last["topic"].to_pylist(),
-            last["partition"].to_pylist(),
-            last["offset_max"].to_pylist(),
-            strict=True,
-        )
-    }
+    @app.get("/healthz", summary="Liveness and state of the streaming query")
+    async def healthz() -> WorkerHealth:
+        return WorkerHealth(**worker.status.as_dict())
+
+    app.add_api_route(
+        "/metrics", metrics_endpoint, summary="Prometheus metrics", response_class=Response
+    )
+    return app
 
 
-class StreamWorker:
-    """Runs the streaming query until ``stop``; restarts it from its checkpoint after a failure."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.status = WorkerStatus()
-        self._stopping = threading.Event()
-        self._spark: SparkSession | None = None
-        self._query: StreamingQuery | None = None
-        self._sink: WarehouseSink | None = None
-        self._committer: OffsetCommitter | None = None
-
-    # --- the micro-batch -----------------------------------------------------------------------
-
-    def process_batch(self, batch: DataFrame, batch_id: int) -> None:
-        """Transform one micro-batch, write it exactly once, then commit its offsets."""
-        assert self._sink is not None and self._committer is not None
-        started = time.monotonic()
-        self.status.batch_in_progress = batch_id
-        batch = batch.persist()
-        parsed = parse_envelopes(batch).persist()
-        try:
-            written: dict[str, int] = {}
-            quarantined = unparseable_rows(parsed)
-            for table, topic in (
-                (ASSETS, self.settings.topic_assets),
-                (EXCHANGES, self.settings.topic_exchanges),
-            ):
-                rows = table_rows(rows_for_topic(parsed, topic), table)
-                written[table.table] = self._sink.write(
-                    table, valid_rows(rows, table).toArrow(), batch_id
-                )
-                quarantined = quarantined.unionByName(quarantine_rows(rows))
-            written[QUARANTINE.table] = self._sink.write(
-                QUARANTINE, quarantined.toArrow(), batch_id
-            )
-            self._committer.commit(next_offsets(batch.select("topic", "partition", "offset")))
-        finally:
-            parsed.unpersist()
-            batch.unpersist()
-            self.status.batch_in_progress = None
-
-        elapsed = time.monotonic() - started
-        metrics.BATCH_DURATION.observe(elapsed)
-        for table_name, count in written.items():
-            if table_name == QUARANTINE.table:
-                metrics.ROWS_QUARANTINED.inc(count)
-            else:
-                metrics.ROWS_WRITTEN.labels(table_name).inc(count)
-        metrics.LAST_BATCH.set(time.time())
-        self.status.batches += 1
-        self.status.last_batch_id = batch_id
-        self.status.last_batch_at = datetime.now(UTC)
-        self.status.last_batch_rows = written
-        logger.info(
-            "batch %d: %s in %.2f s",
-            batch_id,
-            ", ".join(f"{count} {name}" for name, count in written.items()),
-            elapsed,
-            extra={"batch_id": batch_id, "rows": written, "seconds": round(elapsed, 3)},
-        )
-
-    # --- the query -----------------------------------------------------------------------------
-
-    def _prepare_dependencies(self) -> bigquery.Client:
-        """Topics, tables and views, waiting for Kafka and the warehouse to answer.
-
-        Under ``make run`` (or compose) every process starts at once, and the broker can take
-        longer to come up than the worker; so the worker waits, saying what it waits for.
-        """
-
-        def log_wait(state: RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            self.status.last_error = f"waiting for Kafka and the warehouse: {error}"
-            logger.warning(
-                "%s; trying again in %.0f s", self.status.last_error, state.upcoming_sleep
-            )
-
-        for attempt in Retrying(
-            stop=stop_after_delay(DEPENDENCY_PATIENCE_SECONDS),
-            wait=wait_exponential(multiplier=1, max=10),
-            before_sleep=log_wait,
-            reraise=True,
-        ):
-            with attempt:
-                asyncio.run(ensure_topics(self.settings, pipeline_topics(self.settings)))
-                client = create_bigquery_client(self.settings)
-                ensure_warehouse(client, self.settings)
-                ensure_views(client, self.settings)
-        self.status.last_error = None
-        return client
-
-    def _setup(self) -> SparkSession:
-        client = self._prepare_dependencies()
-        self._sink = WarehouseSink(self.settings, client)
-        self._committer = OffsetCommitter(self.settings)
-        return build_spark_session(self.settings, QUERY_NAME, spark_kafka_jars(self.settings))
-
-    def _start_query(self, spark: SparkSession) -> StreamingQuery:
-        settings = self.settings
-        messages = (
-            spark.readStream.format("kafka")
-            .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
-            .option("subscribe", f"{settings.topic_assets},{settings.topic_exchanges}")
-            .option("startingOffsets", "earliest")
-            .option("maxOffsetsPerTrigger", settings.stream_max_records_per_batch)
-            .load()
-        )
-        query = (
-            messages.writeStream.queryName(QUERY_NAME)
-            .foreachBatch(self.process_batch)
-            .option("checkpointLocation", settings.checkpoint_location)
-            .trigger(processingTime=f"{settings.stream_trigger_seconds} seconds")
-            .start()
-        )
-        self.status.state = "RUNNING"
-        logger.info(
-            "streaming %s and %s into %s.%s every %g s (checkpoint %s)",
-            settings.topic_assets,
-            settings.topic_exchanges,
-            settings.warehouse_project,
-            settings.bigquery_dataset,
-            settings.stream_trigger_seconds,
-            settings.checkpoint_location,
-        )
-        return query
-
-    def run(self) -> None:
-        """Run until ``stop``, obeying the desired state the control service sets.
-
-        RUNNING: the query runs; a failed query is started again from its checkpoint after a
-        pause. PAUSED or STOPPED: the query is stopped after its batch in progress, and nothing
-        is consumed until the desired state is RUNNING again. A restart request (a new
-        ``restart_generation``) stops the query and starts it again.
-        """
-        self._spark = self._setup()
-        control = DesiredStateThread(self.settings, client_id="stream-worker-control")
-        control.start()
-        while not control.wait_caught_up(5.0):
-            if self._stopping.is_set():
-                control.stop()
-                self._shutdown()
-                return
-            logger.warning("waiting to read the desired state from %s", self.settings.topic_control)
-        generation = control.get(COMPONENT).restart_generation
-        try:
-            while not self._stopping.is_set():
-                desired = control.get(COMPONENT)
-                if desired.state is not Desired.RUNNING:
-                    if self.status.state != desired.state.value:
-                        logger.info("desired state %s: consuming nothing", desired.state.value)
-                    self.status.state = desired.state.value
-                    self._stopping.wait(0.5)
-                    continue
-                generation = desired.restart_generation
-                self._query = self._start_query(self._spark)
-                stopped_on_request = False
-                while not self._stopping.is_set() and self._query.isActive:
-                    self._query.awaitTermination(1)
-                    progress = self._query.lastProgress
-                    if progress:
-                        metrics.INPUT_ROWS_PER_SECOND.set(progress.get("inputRowsPerSecond") or 0.0)
-                    desired = control.get(COMPONENT)
-                    if desired.state is not Desired.RUNNING or (
-                        desired.restart_generation != generation
-                    ):
-                        logger.info(
-                            "desired state %s (restart generation %d): stopping the query",
-                            desired.state.value,
-                            desired.restart_generation,
-                        )
-                        self._stop_query_gracefully(self._query)
-                        stopped_on_request = True
-                if self._stopping.is_set() or stopped_on_request:
-                    continue
-                self._note_query_failure(self._query)
-                self._stopping.wait(RESTART_PAUSE_SECONDS)
-        finally:
-            control.stop()
-            self._shutdown()
-
-    def _note_query_failure(self, query: StreamingQuery) -> None:
-        error = query.exception()
-        metrics.BATCH_FAILURES.inc()
-        self.status.state = "FAILED"
-        self.status.last_error = str(error).splitlines()[0] if error else "query stopped"
-        self.status.last_error_at = datetime.now(UTC)
-        logger.error(
-            "streaming query failed: %s; restarting from the checkpoint in %g s",
-            self.status.last_error,
-            RESTART_PAUSE_SECONDS,
-        )
-
-    def _stop_query_gracefully(self, query: StreamingQuery) -> None:
-        """Let the batch in progress finish (up to a limit), then stop the query.
-
-        Under a steady input the next trigger starts as soon as one ends, so "wait until no
-        trigger is active" could wait for ever; this waits for the batch that was running when
-        asked. A batch that starts in between is interrupted, and runs again from the
-        checkpoint on the next start, where the idempotent write makes that harmless.
-        """
-        running = self.status.batch_in_progress
-        deadline = time.monotonic() + GRACEFUL_STOP_SECONDS
-        while (
-            running is not None
-            and self.status.batch_in_progress == running
-            and time.monotonic() < deadline
-        ):
-            time.sleep(0.1)
-        query.stop()
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-    def _shutdown(self) -> None:
-        """Let a batch in progress finish (up to a limit), then stop the query and Spark."""
-        if self._query is not None and self._query.isActive:
-            self._stop_query_gracefully(self._query)
-        self.status.state = "STOPPED"
-        if self._committer is not None:
-            self._committer.close()
-        if self._spark is not None:
-            self._spark.stop()
-        logger.info("stream worker stopped")
+def serve_in_background(worker: StreamWorker, host: str, port: int) -> uvicorn.Server:
+    """Start the HTTP server in a daemon thread (uvicorn leaves signals to the main thread)."""
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(worker), host=host, port=port, log_config=None, access_log=False)
+    )
+    threading.Thread(target=server.run, name="http", daemon=True).start()
+    return server

@@ -16,12 +16,34 @@ from concurrent.futures import Future
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
+from pyspark.sql import DataFrame
 
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 COMMIT_TIMEOUT_SECONDS = 15.0
+
+
+def next_offsets(coordinates: DataFrame) -> dict[tuple[str, int], int]:
+    """Per (topic, partition), the offset after the last one in the batch: what to commit.
+
+    Computed in Arrow on the driver rather than with a Spark aggregation, which would cost a
+    shuffle for a handful of numbers.
+    """
+    table = coordinates.toArrow()
+    if table.num_rows == 0:
+        return {}
+    last = table.group_by(["topic", "partition"]).aggregate([("offset", "max")])
+    return {
+        (topic, partition): offset + 1
+        for topic, partition, offset in zip(
+            last["topic"].to_pylist(),
+            last["partition"].to_pylist(),
+            last["offset_max"].to_pylist(),
+            strict=True,
+        )
+    }
 
 
 class OffsetCommitter:

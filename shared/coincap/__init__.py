@@ -1,7 +1,7 @@
-"""CoinCap v3 access: the client, record validation, errors, and a local simulator.
+"""CoinCap v3 access: the client, record validation and errors.
 
 The public names are re-exported here so that callers write ``from shared.coincap import ...``.
-The simulator is not imported here: it pulls in FastAPI and uvicorn, which ingestors do not need.
+The simulator is a service of its own (`services/coincap_simulator`).
 """
 
 from shared.coincap.client import CoinCapClient, Endpoint, FetchResult, ResponseObserver

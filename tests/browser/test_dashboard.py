@@ -60,8 +60,8 @@ class Pipeline:
     unreachable_dashboard_url: str
 
 
-def start(name: str, module: str, environment: dict[str, str]) -> ManagedProcess:
-    process = ManagedProcess(name, [sys.executable, "-m", module], environment, LOG_DIR)
+def start(name: str, module: str, environment: dict[str, str], *arguments: str) -> ManagedProcess:
+    process = ManagedProcess(name, [sys.executable, "-m", module, *arguments], environment, LOG_DIR)
     process.start()
     return process
 
@@ -108,8 +108,8 @@ def pipeline(local_stack: LocalStack, simulator: str) -> Iterator[Pipeline]:
     # The worker takes longest to start (Spark), so it goes first.
     processes = [start(f"stream-worker-{suffix}", "services.stream_worker", environment)]
     processes += [
-        start(f"asset-ingestor-{suffix}", "services.asset_ingestor", environment),
-        start(f"exchange-ingestor-{suffix}", "services.exchange_ingestor", environment),
+        start(f"asset-ingestor-{suffix}", "services.ingestor", environment, "assets"),
+        start(f"exchange-ingestor-{suffix}", "services.ingestor", environment, "exchanges"),
         start(f"dashboard-{suffix}", "services.dashboard", environment),
         start(f"dashboard-empty-{suffix}", "services.dashboard", empty_environment),
         start(f"dashboard-unreachable-{suffix}", "services.dashboard", unreachable_environment),

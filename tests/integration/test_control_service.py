@@ -83,8 +83,8 @@ SETTINGS = settings_from(ENVIRONMENT)
 PROCESSES = {
     # name: (module, port, health path, arguments)
     "prometheus": ("deploy.local.stack", PROMETHEUS_PORT, "/-/ready", ("prometheus",)),
-    "asset-ingestor": ("services.asset_ingestor", ASSET_PORT, "/healthz", ()),
-    "exchange-ingestor": ("services.exchange_ingestor", EXCHANGE_PORT, "/healthz", ()),
+    "asset-ingestor": ("services.ingestor", ASSET_PORT, "/healthz", ("assets",)),
+    "exchange-ingestor": ("services.ingestor", EXCHANGE_PORT, "/healthz", ("exchanges",)),
     "control": ("services.control", CONTROL_PORT, "/healthz", ()),
     "stream-worker": ("services.stream_worker", WORKER_PORT, "/healthz", ()),
 }

@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from services.ingestor.loop import Ingestor
+from services.ingestor.specs import IngestorSpec
 from shared.coincap.client import CoinCapClient
-from shared.ingest.poller import Ingestor, IngestorSpec
 from shared.settings import Settings
 from tests.conftest import SIMULATOR_PORT, TEST_ENVIRONMENT, read_topic, settings_from
 

@@ -42,11 +42,11 @@ def health() -> dict[str, Any]:
 
 @pytest.fixture
 def asset_ingestor(local_stack: LocalStack, simulator: str) -> Iterator[ManagedProcess]:
-    """``python -m services.asset_ingestor`` on a topic of its own, polling every second."""
+    """``python -m services.ingestor assets`` on a topic of its own, polling every second."""
     topic = f"test.service.assets.{uuid.uuid4().hex[:8]}"
     process = ManagedProcess(
         f"asset-ingestor-{topic}",
-        [sys.executable, "-m", "services.asset_ingestor"],
+        [sys.executable, "-m", "services.ingestor", "assets"],
         {
             **TEST_ENVIRONMENT,
             "COINSTREAM_COINCAP_SIMULATOR_PORT": str(SIMULATOR_PORT),

@@ -1,7 +1,7 @@
 """The stream worker end to end: real broker, real Spark, the real BigQuery client on the emulator.
 
 The module runs one worker process on topics and a dataset of its own. Records are produced in
-the ingestors' own message format (``shared.ingest.messages``), so what the worker reads is what
+the ingestors' own message format (``shared.envelope``), so what the worker reads is what
 it reads in production.
 """
 
@@ -20,7 +20,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from shared.ingest.messages import OutgoingMessage, PollContext, record_message
+from shared.envelope import OutgoingMessage, PollContext, record_message
 from shared.kafka import ensure_topics, pipeline_topics
 from shared.settings import Settings
 from shared.warehouse import create_bigquery_client

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from services.coincap_simulator.app import create_app, load_universe
 from shared.coincap import (
     BadApiKey,
     CoinCapClient,
@@ -24,7 +25,6 @@ from shared.coincap import (
     UnexpectedStatus,
     validation_error,
 )
-from shared.coincap.simulator import create_app, load_universe
 
 pytestmark = pytest.mark.unit
 

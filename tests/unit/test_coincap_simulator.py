@@ -12,9 +12,9 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from shared.coincap import simulator
+from services.coincap_simulator import app as simulator
+from services.coincap_simulator.app import create_app, load_universe
 from shared.coincap.models import validation_error
-from shared.coincap.simulator import create_app, load_universe
 
 pytestmark = pytest.mark.unit
 

@@ -27,13 +27,14 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from shared import metrics
-from shared.coincap.client import CoinCapClient, Endpoint
+from services.ingestor import metrics
+from services.ingestor.buffer import DeliveryBuffer, PendingPoll
+from services.ingestor.specs import IngestorSpec
+from shared.coincap.client import CoinCapClient
 from shared.coincap.errors import CoinCapError, QuotaExhausted
 from shared.coincap.models import validation_error
 from shared.control_state import Desired, DesiredState
-from shared.ingest.buffer import DeliveryBuffer, PendingPoll
-from shared.ingest.messages import (
+from shared.envelope import (
     OutgoingMessage,
     PollContext,
     dead_letter_message,
@@ -55,18 +56,6 @@ LOSS_REASONS = {
     "buffer_full": "the delivery buffer is full",
     "shutdown": "stopped before Kafka acknowledged it",
 }
-
-
-@dataclass(frozen=True)
-class IngestorSpec:
-    """What makes one ingestor differ from the other."""
-
-    name: str
-    """Service name, e.g. ``asset-ingestor``; also the metrics label."""
-    endpoint: Endpoint
-    key_field: str
-    """The CoinCap field that identifies a record and keys its Kafka message."""
-    topic: str
 
 
 def poll_interval_for_budget(

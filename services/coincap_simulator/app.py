@@ -7,7 +7,7 @@ All data is simulated: real asset and exchange names, made-up numbers.
 
 Run it::
 
-    python -m shared.coincap.simulator [--port 8090] [--api-key KEY] [--tick-seconds 1.0]
+    python -m services.coincap_simulator [--port 8090] [--api-key KEY] [--tick-seconds 1.0]
         [--seed N] [--fault '{"mode": "rate_limit", "count": 2, "retry_after": 1}'] ...
 
 Endpoints:
@@ -66,7 +66,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 logger = logging.getLogger(__name__)
 
-UNIVERSE_PATH = Path(__file__).with_name("simulator_universe.json")
+UNIVERSE_PATH = Path(__file__).with_name("universe.json")
 
 MAX_LIMIT = 2000
 
@@ -576,7 +576,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     settings = get_settings()
     parser = argparse.ArgumentParser(
-        prog="python -m shared.coincap.simulator",
+        prog="python -m services.coincap_simulator",
         description="Serve simulated CoinCap v3 market data locally (not real prices).",
     )
     parser.add_argument("--host", default="127.0.0.1")
@@ -614,7 +614,3 @@ def main(argv: Sequence[str] | None = None) -> None:
         len(args.fault),
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower())
-
-
-if __name__ == "__main__":
-    main()

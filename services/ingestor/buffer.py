@@ -11,7 +11,7 @@ import asyncio
 from collections import deque
 from dataclasses import dataclass, field
 
-from shared.ingest.messages import OutgoingMessage
+from shared.envelope import OutgoingMessage
 
 
 @dataclass

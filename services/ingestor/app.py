@@ -18,10 +18,11 @@ import uvicorn
 from fastapi import FastAPI, Response
 from pydantic import BaseModel
 
-from shared import metrics
+from services.ingestor import metrics
+from services.ingestor.loop import Ingestor
+from services.ingestor.specs import IngestorSpec
 from shared.coincap.client import CoinCapClient
 from shared.control_state import DesiredStateWatcher
-from shared.ingest.poller import Ingestor, IngestorSpec
 from shared.logging import configure_logging
 from shared.metrics import metrics_endpoint
 from shared.settings import Settings

@@ -1,1 +1,0 @@
-"""The asset ingestor: CoinCap /assets into Kafka topic ``coincap.assets.v1``."""

@@ -1,1 +1,0 @@
-"""The exchange ingestor: CoinCap /exchanges into Kafka topic ``coincap.exchanges.v1``."""

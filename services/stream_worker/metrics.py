@@ -1,0 +1,32 @@
+"""The stream worker's Prometheus metrics, named ``coinstream_stream_*``."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+import shared.metrics  # noqa: F401  (turns off the *_created series before these are made)
+
+BATCH_DURATION = Histogram(
+    "coinstream_stream_batch_duration_seconds",
+    "Wall time of one micro-batch: transform, warehouse load and MERGE, offset commit.",
+    buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300),
+)
+ROWS_WRITTEN = Counter(
+    "coinstream_stream_rows_written_total",
+    "Rows a micro-batch sent to the warehouse MERGE, by table (a re-run batch counts again).",
+    ["table"],
+)
+ROWS_QUARANTINED = Counter(
+    "coinstream_stream_rows_quarantined_total",
+    "Kafka messages the worker could not turn into rows, sent to the quarantine table.",
+)
+LAST_BATCH = Gauge(
+    "coinstream_stream_last_batch_timestamp_seconds", "Unix time the last micro-batch finished."
+)
+INPUT_ROWS_PER_SECOND = Gauge(
+    "coinstream_stream_input_rows_per_second", "Spark's input rate of the last micro-batch."
+)
+BATCH_FAILURES = Counter(
+    "coinstream_stream_batch_failures_total",
+    "Micro-batches that failed; the query restarts from its checkpoint and runs them again.",
+)

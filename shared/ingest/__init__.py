@@ -1,1 +1,0 @@
-"""The one poll -> produce loop, shared by the asset and the exchange ingestor."""
