@@ -26,7 +26,7 @@ $(UV):
 
 # The environment is rebuilt from the lock file whenever it or pyproject.toml changes.
 $(VENV)/.synced: $(UV) uv.lock pyproject.toml
-	$(UV) sync --frozen --extra dev
+	$(UV) sync --frozen --extra emulator
 	@touch $@
 
 setup: $(VENV)/.synced prometheus chromium $(DASHBOARD_ASSETS) ## install locked Python packages, Prometheus, Chromium, the dashboard's chart library, fetch Kafka and Spark jars (once)

@@ -1,8 +1,10 @@
 """The one definition of the asset and exchange tables; every other schema is derived from it.
 
-The BigQuery table schema, the Spark ``StructType`` and the JSON schema files that Terraform reads
-(``terraform/schemas/*.json``) all come from ``ASSETS`` and ``EXCHANGES`` below, and a test fails
-when a generated file drifts from them (``make schemas`` rewrites the files).
+The BigQuery table schema, the stream worker's typed columns and the JSON schema files that
+Terraform reads (``terraform/schemas/*.json``) all come from ``ASSETS`` and ``EXCHANGES`` below,
+and a test fails when a generated file drifts from them (``make schemas`` rewrites the files).
+The columns every record table shares come from the message envelope's one definition
+(``shared.envelope``).
 
 Why FLOAT64 for money and supply: CoinCap prices go far below 1e-9 and market caps above 1e12.
 BigQuery ``NUMERIC`` keeps nine decimal places, so a price of 0.000000000012345678 becomes 0.
@@ -17,11 +19,12 @@ import json
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from shared.envelope import ENVELOPE_FIELDS
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
-    from pyspark.sql import types as spark_types
 
 
 TERRAFORM_SCHEMA_DIR = Path(__file__).resolve().parent.parent / "terraform" / "schemas"
@@ -108,40 +111,15 @@ class TableSchema:
 
         return [bigquery.SchemaField.from_api_repr(field) for field in self.json_schema()]
 
-    def spark_schema(self) -> spark_types.StructType:
-        """The table's row type in Spark, for the stream worker's typed DataFrames."""
-        from pyspark.sql import types as spark_types
 
-        spark_type_of: dict[ColumnType, Any] = {
-            ColumnType.STRING: spark_types.StringType(),
-            ColumnType.INT64: spark_types.LongType(),
-            ColumnType.FLOAT64: spark_types.DoubleType(),
-            ColumnType.BOOL: spark_types.BooleanType(),
-            ColumnType.TIMESTAMP: spark_types.TimestampType(),
-        }
-        return spark_types.StructType(
-            [
-                spark_types.StructField(
-                    column.name,
-                    spark_type_of[column.type],
-                    nullable=not column.required,
-                    metadata={"comment": column.description},
-                )
-                for column in self.columns
-            ]
-        )
-
-
-# Columns every table shares: the envelope the ingestors add, and the worker's own stamp.
+# Columns every record table shares: the envelope fields the ingestors add (derived from their
+# one definition in ``shared.envelope``), and the worker's own stamp.
 _ENVELOPE_COLUMNS = (
-    Column(
-        "source_timestamp",
-        ColumnType.TIMESTAMP,
-        "When CoinCap produced the response (its `timestamp` field).",
-        required=True,
+    *(
+        Column(field.name, ColumnType(field.column_type), field.description, field.required)
+        for field in ENVELOPE_FIELDS
+        if field.column_type is not None
     ),
-    Column("fetched_at", ColumnType.TIMESTAMP, "When the ingestor received the response."),
-    Column("poll_id", ColumnType.STRING, "Identifier of the poll that fetched the record."),
     Column(
         "processing_timestamp",
         ColumnType.TIMESTAMP,

@@ -13,12 +13,13 @@ from fastapi import FastAPI, Response
 from services.control.components import ComponentRegistry
 from services.control.consumer_lag import LagReader
 from services.control.dependencies import ControlResources
+from services.control.desired_state_writer import DesiredStateWriter
 from services.control.errors import install_error_handlers
 from services.control.freshness import FreshnessReader
 from services.control.metrics import MetricsRefresher, control_collector
 from services.control.routes import components, freshness, health, lag
 from services.control.security import check_access_settings
-from shared.control_state import DesiredStateWatcher, DesiredStateWriter
+from shared.control_state import DesiredStateWatcher
 from shared.metrics import metrics_endpoint
 from shared.settings import Settings
 from shared.warehouse import create_bigquery_client

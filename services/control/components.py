@@ -14,6 +14,7 @@ import httpx
 from aiokafka.errors import KafkaError
 from pydantic import TypeAdapter, ValidationError
 
+from services.control.desired_state_writer import DesiredStateWriter
 from services.control.errors import DependencyUnavailable, InvalidTransition, UnknownComponent
 from services.control.models import (
     Command,
@@ -28,7 +29,6 @@ from shared.control_state import (
     Desired,
     DesiredState,
     DesiredStateWatcher,
-    DesiredStateWriter,
 )
 from shared.settings import Settings
 

@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime
 
 import uvicorn
 from fastapi import FastAPI, Response
-from pydantic import BaseModel
 
+from services.stream_worker.models import WorkerHealth
 from services.stream_worker.worker import StreamWorker
 from shared.metrics import metrics_endpoint
-
-
-class WorkerHealth(BaseModel):
-    status: str
-    """``ok``, or ``degraded`` when the query is not running or the last batch failed."""
-    state: str
-    """STARTING, RUNNING, PAUSED or STOPPED (as the control service asked), or FAILED
-    (restarting from the checkpoint)."""
-    batches: int
-    last_batch_id: int | None
-    last_batch_at: datetime | None
-    last_batch_rows: dict[str, int] | None
-    last_error: str | None
-    last_error_at: datetime | None
-    batch_in_progress: int | None
-    """The micro-batch being written right now, if any."""
 
 
 def create_app(worker: StreamWorker) -> FastAPI:
@@ -37,7 +20,7 @@ def create_app(worker: StreamWorker) -> FastAPI:
 
     @app.get("/healthz", summary="Liveness and state of the streaming query")
     async def healthz() -> WorkerHealth:
-        return WorkerHealth(**worker.status.as_dict())
+        return WorkerHealth.of(worker.status)
 
     app.add_api_route(
         "/metrics", metrics_endpoint, summary="Prometheus metrics", response_class=Response

@@ -21,6 +21,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from shared.envelope import ENVELOPE_FIELDS, RECORD_FIELD
 from shared.schemas import RECORD_TABLES, ColumnType, TableSchema
 
 # Every CoinCap field either table reads, as text: numbers come as decimal strings (and a JSON
@@ -34,16 +35,19 @@ RECORD_FIELDS = sorted(
     }
 )
 
+_SPARK_JSON_TYPE = {"integer": T.LongType(), "string": T.StringType()}
+_JSON_TYPE_WORD = {"integer": "numeric", "string": "text"}
+
+# The envelope as the ingestors write it (``shared.envelope``), with the record read as text.
 ENVELOPE_SCHEMA = T.StructType(
     [
-        T.StructField("schema_version", T.LongType()),
-        T.StructField("source", T.StringType()),
-        T.StructField("endpoint", T.StringType()),
-        T.StructField("poll_id", T.StringType()),
-        T.StructField("source_timestamp", T.LongType()),
-        T.StructField("fetched_at", T.LongType()),
+        *(
+            T.StructField(field.name, _SPARK_JSON_TYPE[field.json_type])
+            for field in ENVELOPE_FIELDS
+        ),
         T.StructField(
-            "record", T.StructType([T.StructField(name, T.StringType()) for name in RECORD_FIELDS])
+            RECORD_FIELD,
+            T.StructType([T.StructField(name, T.StringType()) for name in RECORD_FIELDS]),
         ),
     ]
 )
@@ -65,12 +69,17 @@ def parse_envelopes(messages: DataFrame) -> DataFrame:
     problem = (
         F.when(F.col("value").isNull(), F.lit("message has no value"))
         .when(F.try_parse_json(raw_value).isNull(), F.lit("value is not valid JSON"))
-        .when(envelope.getField("record").isNull(), F.lit("envelope has no 'record' object"))
         .when(
-            envelope.getField("source_timestamp").isNull(),
-            F.lit("envelope has no numeric 'source_timestamp'"),
+            envelope.getField(RECORD_FIELD).isNull(),
+            F.lit(f"envelope has no '{RECORD_FIELD}' object"),
         )
     )
+    for field in ENVELOPE_FIELDS:
+        if field.required:
+            problem = problem.when(
+                envelope.getField(field.name).isNull(),
+                F.lit(f"envelope has no {_JSON_TYPE_WORD[field.json_type]} '{field.name}'"),
+            )
     return messages.select(
         F.col("topic"),
         F.col("partition").cast("bigint").alias("partition"),
@@ -80,6 +89,18 @@ def parse_envelopes(messages: DataFrame) -> DataFrame:
         envelope.alias("envelope"),
         problem.alias("parse_problem"),
     )
+
+
+def envelope_columns() -> list[Column]:
+    """The envelope fields the tables keep, as their warehouse columns (epoch ms -> TIMESTAMP)."""
+    columns = []
+    for field in ENVELOPE_FIELDS:
+        value = F.col(f"envelope.{field.name}")
+        if field.column_type == "TIMESTAMP":
+            columns.append(F.timestamp_millis(value).alias(field.name))
+        elif field.column_type == "STRING":
+            columns.append(value.alias(field.name))
+    return columns
 
 
 def _typed(raw: Column, column_type: ColumnType) -> Column:
@@ -124,9 +145,7 @@ def to_table_rows(parsed: DataFrame, table: TableSchema) -> DataFrame:
     reasons = F.concat_ws("; ", F.array_compact(F.array(*problems)))
     return parsed.select(
         *selected,
-        F.timestamp_millis(F.col("envelope.source_timestamp")).alias("source_timestamp"),
-        F.timestamp_millis(F.col("envelope.fetched_at")).alias("fetched_at"),
-        F.col("envelope.poll_id").alias("poll_id"),
+        *envelope_columns(),
         F.current_timestamp().alias("processing_timestamp"),
         F.when(reasons != "", reasons).alias("quarantine_reason"),
         "topic",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from pyspark.sql import types as spark_types
 
+from shared.envelope import ENVELOPE_FIELDS, PollContext
 from shared.schemas import ASSETS, EXCHANGES, TABLES, TERRAFORM_SCHEMA_DIR, json_schema_path
 
 pytestmark = pytest.mark.unit
@@ -30,16 +30,22 @@ def test_money_and_supply_columns_are_float64_not_numeric() -> None:
     assert EXCHANGES.column("volume_usd").type == "FLOAT64"
 
 
-def test_spark_schema_has_the_warehouse_names_and_types() -> None:
-    struct = ASSETS.spark_schema()
-    assert struct.fieldNames() == ASSETS.column_names
-    assert struct["price_usd"].dataType == spark_types.DoubleType()
-    assert struct["rank"].dataType == spark_types.LongType()
-    assert struct["source_timestamp"].dataType == spark_types.TimestampType()
-    assert struct["id"].nullable is False
-    exchanges = EXCHANGES.spark_schema()
-    assert exchanges["socket"].dataType == spark_types.BooleanType()
-    assert exchanges["trading_pairs"].dataType == spark_types.LongType()
+def test_envelope_columns_come_from_the_envelope_definition() -> None:
+    stored = [field for field in ENVELOPE_FIELDS if field.column_type is not None]
+    for table in (ASSETS, EXCHANGES):
+        for field in stored:
+            column = table.column(field.name)
+            assert column.type == field.column_type
+            assert column.description == field.description
+            assert column.required == field.required
+    assert ASSETS.column("source_timestamp").type == "TIMESTAMP"
+    assert ASSETS.column("source_timestamp").required is True
+    assert ASSETS.column("poll_id").type == "STRING"
+
+
+def test_ingestors_write_every_envelope_field() -> None:
+    context = PollContext("poll-1", "assets", "coincap-simulator", 1_700_000_000_000, 1)
+    assert list(context.envelope()) == [field.name for field in ENVELOPE_FIELDS]
 
 
 def test_bigquery_schema_modes_and_keys() -> None:

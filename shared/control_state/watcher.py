@@ -1,16 +1,7 @@
-"""The desired state of each pipeline component, kept in a compacted Kafka topic.
+"""Reading the control topic: a watcher for asyncio code, and the same watcher on a thread.
 
-The control service writes one record per change (key: the component's name; value: JSON with
-the desired state, a restart counter, who asked and when). Compaction keeps the newest record per
-key for good, so the desired state outlives a restart of the component and of the control
-service, and every replica of a component reads the same answer. Components only read:
-
-- asyncio code (the ingestors) runs a ``DesiredStateWatcher``, which reads the topic from the
-  beginning and then follows it, calling back on each change;
-- threaded code (the Spark stream worker) runs a ``DesiredStateThread``, the same watcher on an
-  event loop of its own thread, or calls ``fetch_desired_states`` once per trigger.
-
-A component with no record is RUNNING: no command was ever given for it.
+Both read the topic from the beginning and then follow it, keeping the newest state per
+component and calling back on each change.
 """
 
 from __future__ import annotations
@@ -21,154 +12,20 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from datetime import datetime
-from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.kafka import TopicSpec, create_producer, ensure_topics, topic_partitions
+from shared.control_state.models import DesiredState, control_topic, with_defaults
+from shared.kafka import ensure_topics, topic_partitions
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-COMPONENTS: tuple[str, ...] = ("asset-ingestor", "exchange-ingestor", "stream-worker")
-"""Every component the control service commands, by the name used as the record key."""
-
 RECONNECT_MAX_SECONDS = 10.0
 FETCH_WAIT_MS = 500
-
-
-class Desired(StrEnum):
-    """What a component should be doing.
-
-    RUNNING: working. PAUSED: alive and connected, doing no work (an ingestor does not poll, so
-    spends no API credits; the worker consumes nothing). STOPPED: alive only to answer
-    ``/healthz`` and to follow this topic; it has also released its Kafka producer or query.
-    """
-
-    RUNNING = "RUNNING"
-    PAUSED = "PAUSED"
-    STOPPED = "STOPPED"
-
-
-class DesiredState(BaseModel):
-    """One component's desired state, as stored in the control topic."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    schema_version: int = 1
-    component: str = Field(description="The component's name, also the record key.")
-    state: Desired = Field(default=Desired.RUNNING, description="What it should be doing.")
-    restart_generation: int = Field(
-        default=0,
-        ge=0,
-        description="Grows by one with each restart command; a component that sees it grow "
-        "restarts its work once.",
-    )
-    requested_by: str | None = Field(default=None, description="Who gave the last command.")
-    requested_at: datetime | None = Field(default=None, description="When it was given.")
-    reason: str | None = Field(default=None, description="Why, as the requester said.")
-
-    @classmethod
-    def default(cls, component: str) -> DesiredState:
-        """The state of a component nobody has commanded: RUNNING."""
-        return cls(component=component)
-
-    def to_bytes(self) -> bytes:
-        return self.model_dump_json().encode()
-
-    @classmethod
-    def from_record(cls, key: bytes | None, value: bytes | None) -> DesiredState | None:
-        """Parse a control record; a tombstone (no value) resets the key's component to the
-        default. None for a record that cannot be understood (logged)."""
-        if key is None:
-            logger.warning("control record without a key ignored")
-            return None
-        component = key.decode(errors="replace")
-        if value is None:
-            return cls.default(component)
-        try:
-            state = cls.model_validate_json(value)
-        except ValidationError as error:
-            logger.warning("control record for %s ignored: %s", component, error)
-            return None
-        if state.component != component:
-            logger.warning(
-                "control record keyed %s names component %s; ignored", component, state.component
-            )
-            return None
-        return state
-
-
-def control_topic(settings: Settings) -> TopicSpec:
-    """The compacted control topic: one partition, so one read shows every component in order."""
-    return TopicSpec(
-        settings.topic_control,
-        partitions=1,
-        replication_factor=settings.topic_replication_factor,
-        retention_hours=None,
-        compact=True,
-    )
-
-
-def _with_defaults(states: Mapping[str, DesiredState]) -> dict[str, DesiredState]:
-    return {
-        **{component: DesiredState.default(component) for component in COMPONENTS},
-        **states,
-    }
-
-
-# --- writing -----------------------------------------------------------------------------------
-
-
-class DesiredStateWriter:
-    """Writes desired states; used by the control service only."""
-
-    def __init__(self, settings: Settings, client_id: str = "coinstream-control") -> None:
-        self.settings = settings
-        self.client_id = client_id
-        self._producer: AIOKafkaProducer | None = None
-
-    async def write(self, state: DesiredState) -> tuple[int, int]:
-        """Store ``state`` with every in-sync replica; return its (partition, offset).
-
-        Raises ``KafkaError`` (or ``OSError``) when the broker does not take it.
-        """
-        producer = await self._started_producer()
-        try:
-            metadata = await producer.send_and_wait(
-                self.settings.topic_control, state.to_bytes(), key=state.component.encode()
-            )
-        except (KafkaError, OSError):
-            # A producer that failed once may be stuck on a dead connection; start afresh.
-            await self.stop()
-            raise
-        return metadata.partition, metadata.offset
-
-    async def _started_producer(self) -> AIOKafkaProducer:
-        if self._producer is None:
-            await ensure_topics(self.settings, [control_topic(self.settings)])
-            producer = create_producer(self.settings, client_id=self.client_id)
-            try:
-                await producer.start()
-            except (KafkaError, OSError):
-                await producer.stop()
-                raise
-            self._producer = producer
-        return self._producer
-
-    async def stop(self) -> None:
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            with contextlib.suppress(KafkaError, OSError, TimeoutError):
-                await asyncio.wait_for(producer.stop(), 5.0)
-
-
-# --- reading, asyncio --------------------------------------------------------------------------
 
 
 class DesiredStateWatcher:
@@ -214,7 +71,7 @@ class DesiredStateWatcher:
 
     def snapshot(self) -> dict[str, DesiredState]:
         """Every known component's desired state, including defaults for ``COMPONENTS``."""
-        return _with_defaults(self._states)
+        return with_defaults(self._states)
 
     # --- running ---------------------------------------------------------------------------
 
@@ -346,9 +203,6 @@ async def _partitions_of(settings: Settings, topic: str) -> list[TopicPartition]
     return [TopicPartition(topic, number) for number in numbers]
 
 
-# --- reading, threads --------------------------------------------------------------------------
-
-
 class DesiredStateThread:
     """A ``DesiredStateWatcher`` on an event loop of its own thread, for synchronous programs.
 
@@ -411,7 +265,7 @@ class DesiredStateThread:
 
     def snapshot(self) -> dict[str, DesiredState]:
         if self._watcher is None:
-            return _with_defaults({})
+            return with_defaults({})
         return self._watcher.snapshot()
 
     def stop(self) -> None:
@@ -421,58 +275,3 @@ class DesiredStateThread:
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10.0)
-
-
-# --- reading once --------------------------------------------------------------------------------
-
-
-async def read_desired_states(
-    settings: Settings, within_seconds: float = 10.0
-) -> dict[str, DesiredState]:
-    """Read the control topic from the beginning to its current end, once.
-
-    Every component in ``COMPONENTS`` is in the answer (RUNNING when never commanded; likewise
-    for all of them when the topic does not exist yet). Raises ``KafkaError`` or
-    ``TimeoutError`` when the broker does not answer within ``within_seconds``.
-    """
-    states: dict[str, DesiredState] = {}
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        client_id="coinstream-control-reader",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        request_timeout_ms=int(within_seconds * 1000),
-    )
-    async with asyncio.timeout(within_seconds):
-        await consumer.start()
-        try:
-            numbers = (await topic_partitions(settings, [settings.topic_control])).get(
-                settings.topic_control
-            )
-            if not numbers:
-                return _with_defaults({})  # no command was ever given
-            partitions = [TopicPartition(settings.topic_control, n) for n in numbers]
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            end_offsets = await consumer.end_offsets(partitions)
-            remaining = {p for p, end in end_offsets.items() if end > 0}
-            while remaining:
-                batches = await consumer.getmany(*remaining, timeout_ms=FETCH_WAIT_MS)
-                for records in batches.values():
-                    for record in records:
-                        state = DesiredState.from_record(record.key, record.value)
-                        if state is not None:
-                            states[state.component] = state
-                for partition in list(remaining):
-                    if await consumer.position(partition) >= end_offsets[partition]:
-                        remaining.discard(partition)
-        finally:
-            await consumer.stop()
-    return _with_defaults(states)
-
-
-def fetch_desired_states(
-    settings: Settings, within_seconds: float = 10.0
-) -> dict[str, DesiredState]:
-    """``read_desired_states`` for synchronous code (a thread with no running event loop)."""
-    return asyncio.run(read_desired_states(settings, within_seconds))
