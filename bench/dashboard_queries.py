@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -26,11 +27,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from google.cloud import bigquery
 
-from deploy.local import stack
 from deploy.local.chromium import CHROMIUM, CHROMIUM_ARGS
+from deploy.local.errors import StackError
 from deploy.local.processes import ManagedProcess, settings_from, stack_process
-from services.coincap_simulator.app import load_universe
-from services.dashboard import queries
+from deploy.local.readiness import http_answers, wait_for_bigquery_emulator, wait_until
+from services.coincap_simulator import load_universe
+from services.dashboard import entities, queries
+from services.dashboard.entities import ENTITIES
 from services.dashboard.queries import TimeRange
 from shared.schemas import ASSETS, EXCHANGES, TableSchema
 from shared.settings import PROJECT_ROOT, Settings
@@ -189,10 +192,7 @@ def query_timings(
         (
             "status (newest row of both views)",
             *timed(
-                lambda: [
-                    queries.table_status(client, settings, view, end)
-                    for view in (queries.ASSETS_VIEW, queries.EXCHANGES_VIEW)
-                ],
+                lambda: [queries.table_status(client, settings, entity) for entity in ENTITIES],
                 repeats,
             ),
         )
@@ -200,15 +200,17 @@ def query_timings(
     for label, span in RANGES.items():
         time_range = TimeRange(end - span, end)
         cases: dict[str, Callable[[], object]] = {
-            "assets latest": lambda r=time_range: queries.latest_assets(client, settings, r, 500),
-            "assets series, 10 coins": lambda r=time_range: queries.asset_series(
-                client, settings, top_assets, r, 240
+            "assets latest": partial(
+                queries.latest, client, settings, entities.ASSETS, time_range, 500
             ),
-            "exchanges latest": lambda r=time_range: queries.latest_exchanges(
-                client, settings, r, 500
+            "assets series, 10 coins": partial(
+                queries.series, client, settings, entities.ASSETS, top_assets, time_range, 240
             ),
-            "exchanges series, 10 exchanges": lambda r=time_range: queries.exchange_series(
-                client, settings, top_exchanges, r, 240
+            "exchanges latest": partial(
+                queries.latest, client, settings, entities.EXCHANGES, time_range, 500
+            ),
+            "exchanges series, 10 exchanges": partial(
+                queries.series, client, settings, entities.EXCHANGES, top_exchanges, time_range, 240
             ),
         }
         results += [(f"{name} ({label})", *timed(run, repeats)) for name, run in cases.items()]
@@ -264,7 +266,7 @@ def main() -> int:
     )
     emulator.start()
     try:
-        stack.wait_for_bigquery_emulator(settings, 60, emulator.is_running)
+        wait_for_bigquery_emulator(settings, 60, emulator.is_running)
         client = create_bigquery_client(settings)
         ensure_warehouse(client, settings)
         ensure_views(client, settings)
@@ -285,10 +287,10 @@ def main() -> int:
         timings = query_timings(client, settings, datetime.now(UTC), arguments.repeats)
         if CHROMIUM.exists():
             dashboard.start()
-            stack.wait_until(
+            wait_until(
                 lambda: (
                     dashboard.is_running()
-                    and stack.http_answers(f"http://127.0.0.1:{DASHBOARD_PORT}/healthz")
+                    and http_answers(f"http://127.0.0.1:{DASHBOARD_PORT}/healthz")
                 ),
                 "the dashboard",
                 30,
@@ -296,7 +298,7 @@ def main() -> int:
             timings += page_load_timings(arguments.repeats)
         else:
             print(f"page load not measured: no Chromium at {CHROMIUM} (`make setup` installs it)")
-    except stack.StackError as error:
+    except StackError as error:
         print(f"coinstream: {error}", file=sys.stderr)
         return 2
     finally:

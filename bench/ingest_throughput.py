@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 from prometheus_client import REGISTRY
 
-from deploy.local import stack
 from deploy.local.processes import LocalStack, ManagedProcess, settings_from
+from deploy.local.readiness import http_answers, wait_for_kafka, wait_until
 from services.ingestor.loop import Ingestor
 from services.ingestor.specs import IngestorSpec
 from shared.coincap.client import CoinCapClient
@@ -63,15 +63,15 @@ async def measure(seconds: float) -> tuple[int, int, int, float]:
     await ingestor.stop()
     await run
     await ingestor.client.aclose()
-    status = ingestor.status
-    return int(end_count - start_count), status.polls_succeeded, status.dropped_records, elapsed
+    polls, dropped = ingestor.polls_succeeded, ingestor.delivery.dropped_records
+    return int(end_count - start_count), polls, dropped, elapsed
 
 
 def main() -> int:
     # Refused connections while the broker starts, and buffer-overflow drops, are expected here;
     # the drops are reported as a count below.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    logging.getLogger("services.ingestor.loop").setLevel(logging.CRITICAL)
+    logging.getLogger("services.ingestor").setLevel(logging.CRITICAL)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="how long to measure")
     arguments = parser.parse_args()
@@ -87,9 +87,9 @@ def main() -> int:
     local_stack.kafka.start()
     simulator.start()
     try:
-        stack.wait_for_kafka(local_stack.settings, 90, local_stack.kafka.is_running)
-        stack.wait_until(
-            lambda: stack.http_answers(f"http://127.0.0.1:{SIMULATOR_PORT}/healthz"),
+        wait_for_kafka(local_stack.settings, 90, local_stack.kafka.is_running)
+        wait_until(
+            lambda: http_answers(f"http://127.0.0.1:{SIMULATOR_PORT}/healthz"),
             "the simulator",
             30,
         )

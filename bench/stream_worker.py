@@ -26,13 +26,14 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from bench.ingest_throughput import peak_rss_mib
-from deploy.local import stack
 from deploy.local.processes import LocalStack, ManagedProcess
+from deploy.local.readiness import wait_until
 from services.control.consumer_lag import measure_lag
 from shared.envelope import OutgoingMessage, PollContext, record_message
 from shared.kafka import ensure_topics, pipeline_topics
+from shared.schemas import ASSETS
 from shared.settings import PROJECT_ROOT, Settings
-from shared.warehouse import create_bigquery_client
+from shared.warehouse import create_bigquery_client, table_id
 
 BENCH_STATE_DIR = PROJECT_ROOT / ".state" / "bench-worker"
 WORKER_PORT = 38103
@@ -80,7 +81,7 @@ async def caught_up(settings: Settings) -> bool:
 
 async def measure_latency(settings: Settings, seconds: float) -> list[float]:
     client = create_bigquery_client(settings)
-    table = f"{settings.warehouse_project}.{settings.bigquery_dataset}.assets"
+    table = table_id(settings, ASSETS)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
     )
@@ -169,7 +170,7 @@ def main() -> int:
     try:
         asyncio.run(ensure_topics(settings, pipeline_topics(settings)))
         worker.start()
-        stack.wait_until(lambda: worker_state() == "RUNNING", "the worker", 120)
+        wait_until(lambda: worker_state() == "RUNNING", "the worker", 120)
         latencies = asyncio.run(measure_latency(settings, arguments.latency_seconds))
         backlog_seconds = asyncio.run(measure_backlog(settings, arguments.backlog))
         assert worker.process is not None

@@ -1,1 +1,3 @@
-"""coinstream's services: ingestors, the stream worker and the control service."""
+"""coinstream's services, one package each: the ingestor (run as asset-ingestor and
+exchange-ingestor), the stream worker, the control service, the dashboard, and the CoinCap
+simulator."""

@@ -1,7 +1,7 @@
 """Every coinstream setting, read once from the environment (prefix ``COINSTREAM_``) or ``.env``.
 
 One class holds them all so that a service, a test and the local stack agree on ports, names and
-credentials without passing them around by hand. The README has a table of every field here.
+credentials without passing them around by hand. docs/settings.md has a table of every field here.
 """
 
 from __future__ import annotations

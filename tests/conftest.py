@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from deploy.local import stack
+from deploy.local.errors import StackError
 from deploy.local.processes import (
     LocalStack,
     ManagedProcess,
@@ -25,6 +25,7 @@ from deploy.local.processes import (
     settings_from,
     subprocess_environment,
 )
+from deploy.local.readiness import http_answers, wait_until
 from shared.settings import PROJECT_ROOT, Settings
 
 __all__ = ["LocalStack", "ManagedProcess", "read_topic", "settings_from", "subprocess_environment"]
@@ -60,7 +61,7 @@ def local_stack() -> Iterator[LocalStack]:
     test_stack = LocalStack(environment, TEST_STATE_DIR)
     try:
         test_stack.start()
-    except stack.StackError as error:
+    except StackError as error:
         pytest.fail(str(error))
     yield test_stack
     test_stack.stop()
@@ -96,12 +97,12 @@ def simulator() -> Iterator[str]:
     process.start()
     base = f"http://127.0.0.1:{SIMULATOR_PORT}"
     try:
-        stack.wait_until(
-            lambda: process.is_running() and stack.http_answers(f"{base}/healthz"),
+        wait_until(
+            lambda: process.is_running() and http_answers(f"{base}/healthz"),
             "the simulator",
             30,
         )
-    except stack.StackError as error:
+    except StackError as error:
         pytest.fail(f"{error}\n{process.log_tail()}")
     yield f"{base}/v3"
     process.stop()

@@ -2,7 +2,7 @@
 
 ``ManagedProcess`` starts one command with its output in a log file; ``LocalStack`` is the broker
 and the emulator with the settings that reach them. ``make run`` itself uses honcho instead
-(``stack.run``); these exist so that a test can stop and restart one piece at a time.
+(``supervisor.run``); these exist so that a test can stop and restart one piece at a time.
 """
 
 from __future__ import annotations
@@ -12,18 +12,22 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
-from deploy.local import stack
+from deploy.local.errors import StackError
+from deploy.local.readiness import wait_for_bigquery_emulator, wait_for_kafka
 from shared.settings import PROJECT_ROOT, Settings
 
 
 def settings_from(environment: dict[str, str]) -> Settings:
     """Settings as a subprocess started with ``environment`` would read them."""
-    values = {key.removeprefix("COINSTREAM_").lower(): value for key, value in environment.items()}
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    values: dict[str, Any] = {
+        key.removeprefix("COINSTREAM_").lower(): value for key, value in environment.items()
+    }
+    return Settings(_env_file=None, **values)
 
 
 def subprocess_environment(overrides: dict[str, str]) -> dict[str, str]:
@@ -104,13 +108,13 @@ class LocalStack:
 
     def wait_ready(self) -> None:
         for name, process, wait in (
-            ("kafka", self.kafka, stack.wait_for_kafka),
-            ("bigquery", self.bigquery, stack.wait_for_bigquery_emulator),
+            ("kafka", self.kafka, wait_for_kafka),
+            ("bigquery", self.bigquery, wait_for_bigquery_emulator),
         ):
             try:
                 self.start_seconds[name] = wait(self.settings, 90.0, process.is_running)
-            except stack.StackError as error:
-                raise stack.StackError(
+            except StackError as error:
+                raise StackError(
                     f"{error}\n--- {process.log_path} ---\n{process.log_tail()}"
                 ) from None
 

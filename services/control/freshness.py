@@ -1,7 +1,8 @@
 """Freshness of the warehouse: seconds since the newest ``processing_timestamp`` per table.
 
-The query looks at the last day's partitions first, so on real BigQuery it scans (and bills)
-one or two partitions of one column; only a table with nothing that recent is scanned whole.
+The newest row is read with ``shared.warehouse.newest_row``, which looks at the last day's
+partitions first, so on real BigQuery it scans (and bills) one or two partitions of one column;
+only a table with nothing that recent is scanned whole.
 """
 
 from __future__ import annotations
@@ -14,15 +15,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from google.api_core.exceptions import GoogleAPIError, NotFound
 from google.cloud import bigquery
-from requests.exceptions import RequestException
 
 from services.control.errors import DependencyUnavailable
 from services.control.models import FreshnessReport, TableFreshness
 from shared.schemas import ASSETS, EXCHANGES, TableSchema
 from shared.settings import Settings
-from shared.warehouse import bigquery_retry, table_id
+from shared.warehouse import (
+    UNREACHABLE_ERRORS,
+    WarehouseUnavailable,
+    bigquery_retry,
+    newest_row,
+    table_id,
+    warehouse_unavailable,
+)
 
 T = TypeVar("T")
 
@@ -30,50 +36,21 @@ FRESHNESS_TABLES: tuple[TableSchema, ...] = (ASSETS, EXCHANGES)
 READINESS_SECONDS = 3.0
 
 
-def _newest(client: bigquery.Client, settings: Settings, sql: str) -> datetime | None:
-    job = client.query(
-        sql,
-        retry=bigquery_retry(settings),
-        timeout=settings.bigquery_timeout_seconds,
-        job_retry=None,
-    )
-    rows = list(job.result(timeout=settings.bigquery_timeout_seconds))
-    newest = rows[0][0] if rows else None
-    if isinstance(newest, datetime) and newest.tzinfo is None:
-        newest = newest.replace(tzinfo=UTC)
-    return newest if isinstance(newest, datetime) else None
-
-
 def table_freshness(
     client: bigquery.Client, settings: Settings, schema: TableSchema
 ) -> TableFreshness:
-    """Synchronous (the BigQuery client is); raises google.api_core errors other than
-    NotFound, which means the table does not exist yet."""
+    """Synchronous (the BigQuery client is); a table that does not exist yet is reported as
+    such. Raises WarehouseUnavailable when the warehouse does not answer."""
     table = table_id(settings, schema)
-    column = schema.partition_column
-    recent = (
-        f"SELECT MAX({column}) FROM `{table}` "
-        f"WHERE {column} >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 1 DAY)"
-    )
-    try:
-        newest = _newest(client, settings, recent)
-        if newest is None:
-            newest = _newest(client, settings, f"SELECT MAX({column}) FROM `{table}`")
-    except NotFound:
-        return TableFreshness(
-            table=schema.table,
-            table_id=table,
-            exists=False,
-            newest_processing_timestamp=None,
-            seconds_since_newest=None,
-        )
+    newest = newest_row(client, settings, table, horizon=None)
+    processed = newest.processed if newest else None
     return TableFreshness(
         table=schema.table,
         table_id=table,
-        exists=True,
-        newest_processing_timestamp=newest,
+        exists=newest is not None,
+        newest_processing_timestamp=processed,
         seconds_since_newest=(
-            max(0.0, (datetime.now(UTC) - newest).total_seconds()) if newest else None
+            max(0.0, (datetime.now(UTC) - processed).total_seconds()) if processed else None
         ),
     )
 
@@ -94,19 +71,17 @@ class FreshnessReader:
         self.client = client
 
     async def report(self) -> FreshnessReport:
+        """The report; DependencyUnavailable (a 503) naming the warehouse when it is down."""
         try:
             return await in_daemon_thread(
                 functools.partial(measure_freshness, self.client, self.settings)
             )
-        except (GoogleAPIError, RequestException, OSError) as error:
-            raise DependencyUnavailable(
-                f"the warehouse ({warehouse_location(self.settings)}) did not answer "
-                f"({type(error).__name__}); start the emulator (`make run`) or check the "
-                "COINSTREAM_BIGQUERY_* / COINSTREAM_GCP_PROJECT settings, then retry"
-            ) from None
+        except WarehouseUnavailable as error:
+            raise DependencyUnavailable(error.detail) from None
 
     async def check(self) -> str | None:
-        """None when the warehouse answers a listing of datasets, else why not."""
+        """None when the warehouse answers a listing of datasets, else why not and what to
+        check."""
 
         # A readiness probe answers in seconds; it does not retry for the full query deadline.
         deadline = min(READINESS_SECONDS, self.settings.bigquery_timeout_seconds)
@@ -122,8 +97,8 @@ class FreshnessReader:
 
         try:
             await in_daemon_thread(list_one)
-        except (GoogleAPIError, RequestException, OSError) as error:
-            return f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+        except UNREACHABLE_ERRORS as error:
+            return warehouse_unavailable(self.settings, error).detail
         return None
 
 
@@ -152,9 +127,3 @@ async def in_daemon_thread(call: Callable[[], T]) -> T:
 
     threading.Thread(target=run, name="warehouse-call", daemon=True).start()
     return await outcome
-
-
-def warehouse_location(settings: Settings) -> str:
-    if settings.uses_bigquery_emulator:
-        return f"BigQuery emulator at {settings.bigquery_emulator_url}"
-    return f"BigQuery project {settings.gcp_project}"

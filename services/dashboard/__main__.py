@@ -8,9 +8,9 @@ import sys
 import uvicorn
 
 from services.dashboard.app import MissingAssets, create_app
-from services.dashboard.queries import warehouse_description
 from shared.logging import configure_logging
 from shared.settings import load_settings_or_exit
+from shared.warehouse import dataset_id, describe_warehouse
 
 logger = logging.getLogger("services.dashboard")
 
@@ -24,11 +24,11 @@ def main() -> None:
         print(f"coinstream: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     logger.info(
-        "dashboard at http://%s:%d reading %s, dataset %s%s",
+        "dashboard at http://%s:%d reading the %s, dataset %s%s",
         settings.bind_host,
         settings.dashboard_port,
-        warehouse_description(settings),
-        settings.bigquery_dataset,
+        describe_warehouse(settings),
+        dataset_id(settings),
         " (data is SIMULATED)" if settings.uses_coincap_simulator else "",
     )
     uvicorn.run(

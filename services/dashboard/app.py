@@ -1,16 +1,19 @@
-"""The dashboard's FastAPI app: assembly only (page, static files, API routers, errors)."""
+"""The dashboard's FastAPI app: assembly only (page, static files, API routers, metrics, errors)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from services.dashboard.dependencies import DashboardResources
+from services.dashboard.entities import ENTITIES
 from services.dashboard.errors import install_error_handlers
-from services.dashboard.routes import assets, exchanges, status
+from services.dashboard.routes import status
+from services.dashboard.routes.entities import entity_router
+from shared.metrics import metrics_endpoint
 from shared.settings import Settings
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -24,7 +27,8 @@ The coinstream dashboard: a page (`/`) of charts and tables, and the JSON API it
 
 Every answer is read from the warehouse views (`assets_timeseries`, `exchanges_timeseries`),
 bounded by a time range (`since`, `until`; at most 366 days), a number of points per series and
-a number of rows. `/api/status` says whether the data is simulated and how fresh it is.
+a number of rows. `/api/status` says whether the data is simulated and how fresh it is;
+`/metrics` times the queries for Prometheus.
 
 When the warehouse does not answer, data routes answer **503** with `{"detail": ...}` naming it
 (the BigQuery emulator's URL, or the BigQuery project) and what to check.
@@ -55,8 +59,19 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.resources = DashboardResources(settings)
     app.include_router(status.router)
-    app.include_router(assets.router)
-    app.include_router(exchanges.router)
+    for entity in ENTITIES:
+        app.include_router(entity_router(entity))
+    app.add_api_route(
+        "/metrics",
+        metrics_endpoint,
+        name="metrics",
+        summary="Prometheus metrics",
+        description="How long the API's queries waited on the warehouse, and how they ended, "
+        "in Prometheus' text format.",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus metrics."}},
+        tags=["status"],
+    )
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

@@ -14,9 +14,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from google.cloud import bigquery
 
-from services.dashboard.queries import UNREACHABLE_ERRORS, unavailable
 from shared.settings import Settings
-from shared.warehouse import create_bigquery_client
+from shared.warehouse import UNREACHABLE_ERRORS, create_bigquery_client, warehouse_unavailable
 
 
 @dataclass
@@ -34,7 +33,7 @@ class DashboardResources:
                 try:
                     self._client = create_bigquery_client(self.settings)
                 except UNREACHABLE_ERRORS as error:
-                    raise unavailable(self.settings, error) from None
+                    raise warehouse_unavailable(self.settings, error) from None
             return self._client
 
 

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from services.dashboard.models import Problem
-from services.dashboard.queries import WarehouseUnavailable
+from shared.warehouse import WarehouseUnavailable
 
 _DESCRIPTIONS = {
     422: "The query parameters are not valid; `detail` says which and why.",

@@ -1,14 +1,25 @@
 """What the dashboard's JSON API answers, as pydantic models (and so as its OpenAPI schemas).
 
+The status models are written out; each entity's four models (a latest row, the latest answer,
+a series, the series answer) are derived from its ``Entity`` description, under the per-entity
+names the OpenAPI document shows (``AssetSnapshot``, ``ExchangesSeries``, ...).
+
 Series are columnar (one list per measure, aligned on ``t``) because that is the shape a chart
 plots, and it keeps a refresh of ten series of a few hundred points small.
 """
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from datetime import datetime
+from types import GenericAlias
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
+
+from services.dashboard.entities import Entity, LatestField
+from shared.schemas import ColumnType
 
 
 class Problem(BaseModel):
@@ -53,87 +64,96 @@ class DashboardStatus(BaseModel):
     message: str | None = Field(description="Why there is nothing to show, when there is not.")
 
 
-class AssetSnapshot(BaseModel):
-    """An asset's newest row in the time range."""
+@dataclass(frozen=True)
+class EntityModels:
+    """The response models of one entity's routes."""
 
-    id: str
-    symbol: str | None
-    name: str | None
-    rank: int | None
-    price_usd: float | None
-    change_percent_24hr: float | None
-    market_cap_usd: float | None
-    volume_usd_24hr: float | None
-    supply: float | None
-    max_supply: float | None
-    supply_percent_of_max: float | None = Field(
-        description="supply / max_supply in percent; null when the asset has no max supply."
+    snapshot: type[BaseModel]
+    """One latest row: key, latest fields, ``snapshot_at``."""
+    latest: type[BaseModel]
+    """``/api/<entity>/latest``: the range and the rows."""
+    series: type[BaseModel]
+    """One key over time: key, labels, ``t``, one list per series field."""
+    series_answer: type[BaseModel]
+    """``/api/<entity>/series``: the range, the bucket length and the series."""
+
+
+PYTHON_TYPES: dict[ColumnType, type] = {
+    ColumnType.STRING: str,
+    ColumnType.INT64: int,
+    ColumnType.FLOAT64: float,
+    ColumnType.BOOL: bool,
+    ColumnType.TIMESTAMP: datetime,
+}
+
+
+def _value_type(entity: Entity, field: LatestField) -> Any:
+    python_type = PYTHON_TYPES[entity.field_type(field)]
+    return python_type | None if entity.nullable(field) else python_type
+
+
+def _definition(annotation: Any, description: str | None = None) -> tuple[Any, Any]:
+    """A required ``create_model`` field, described when there is something to say."""
+    return annotation, Field(description=description) if description else ...
+
+
+def _model(name: str, doc: str | None, fields: dict[str, Any]) -> type[BaseModel]:
+    return create_model(name, __doc__=doc, **fields)
+
+
+@functools.cache
+def entity_models(entity: Entity) -> EntityModels:
+    """The models of ``entity``, made once per process (OpenAPI names each class once)."""
+    singular, plural = entity.noun.title(), entity.name.title()
+
+    def value(name: str) -> Any:
+        return _value_type(entity, entity.field(name))
+
+    snapshot = _model(
+        f"{singular}Snapshot",
+        f"An {entity.noun}'s newest row in the time range.",
+        {
+            entity.key: _definition(str),
+            **{
+                field.name: _definition(_value_type(entity, field), field.description)
+                for field in entity.latest
+            },
+            "snapshot_at": _definition(datetime),
+        },
     )
-    snapshot_at: datetime
-
-
-class AssetsLatest(BaseModel):
-    since: datetime
-    until: datetime
-    assets: list[AssetSnapshot]
-
-
-class AssetSeries(BaseModel):
-    """One asset over time; every list is aligned on ``t``."""
-
-    id: str
-    symbol: str | None
-    name: str | None
-    t: list[int] = Field(description="Snapshot times, epoch milliseconds, ascending.")
-    price_usd: list[float | None]
-    market_cap_usd: list[float | None]
-    supply: list[float | None]
-    max_supply: list[float | None]
-    supply_percent_of_max: list[float | None]
-    rank: list[int | None]
-
-
-class AssetsSeries(BaseModel):
-    since: datetime
-    until: datetime
-    bucket_seconds: int = Field(
-        description="Each point is the last snapshot of a bucket this long, so that a long "
-        "range returns at most `points` points per asset."
+    series = _model(
+        f"{singular}Series",
+        f"One {entity.noun} over time; every list is aligned on ``t``.",
+        {
+            entity.key: _definition(str),
+            **{name: _definition(value(name)) for name in entity.labels},
+            "t": _definition(
+                GenericAlias(list, (int,)), "Snapshot times, epoch milliseconds, ascending."
+            ),
+            **{name: _definition(GenericAlias(list, (value(name),))) for name in entity.series},
+        },
     )
-    series: list[AssetSeries]
-
-
-class ExchangeSnapshot(BaseModel):
-    """An exchange's newest row in the time range."""
-
-    exchange_id: str
-    name: str | None
-    rank: int | None
-    percent_total_volume: float | None
-    volume_usd: float | None
-    trading_pairs: int | None
-    snapshot_at: datetime
-
-
-class ExchangesLatest(BaseModel):
-    since: datetime
-    until: datetime
-    exchanges: list[ExchangeSnapshot]
-
-
-class ExchangeSeries(BaseModel):
-    """One exchange over time; every list is aligned on ``t``."""
-
-    exchange_id: str
-    name: str | None
-    t: list[int] = Field(description="Snapshot times, epoch milliseconds, ascending.")
-    percent_total_volume: list[float | None]
-    volume_usd: list[float | None]
-    rank: list[int | None]
-
-
-class ExchangesSeries(BaseModel):
-    since: datetime
-    until: datetime
-    bucket_seconds: int
-    series: list[ExchangeSeries]
+    latest = _model(
+        f"{plural}Latest",
+        None,
+        {
+            "since": _definition(datetime),
+            "until": _definition(datetime),
+            entity.name: _definition(GenericAlias(list, (snapshot,))),
+        },
+    )
+    series_answer = _model(
+        f"{plural}Series",
+        None,
+        {
+            "since": _definition(datetime),
+            "until": _definition(datetime),
+            "bucket_seconds": _definition(
+                int,
+                "Each point is the last snapshot of a bucket this long, so that a long range "
+                f"returns at most `points` points per {entity.noun}.",
+            ),
+            "series": _definition(GenericAlias(list, (series,))),
+        },
+    )
+    return EntityModels(snapshot, latest, series, series_answer)

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from shared.envelope import OutgoingMessage
 
 
 @dataclass
 class PendingPoll:
+    """One fetched poll on its way to Kafka."""
+
     poll_id: str
     undelivered: list[OutgoingMessage]
     """Messages Kafka has not acknowledged yet; shrinks as parts of the poll are delivered."""
-    total: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.total = len(self.undelivered)
 
 
 class DeliveryBuffer:

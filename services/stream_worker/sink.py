@@ -8,7 +8,7 @@ are not there. BigQuery's ``insertId`` is best-effort and is not relied on.
 
 The MERGE looks for existing rows only in partitions newer than ``stream_dedup_horizon_hours``
 (by ``processing_timestamp``), so it does not scan the whole table on real BigQuery; a replay of
-data older than that horizon could duplicate rows, which the README says.
+data older than that horizon could duplicate rows, which docs/stream-worker.md says.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from google.cloud import bigquery
 
 from shared.schemas import TableSchema
 from shared.settings import Settings
-from shared.warehouse import bigquery_retry, table_id
+from shared.warehouse import bigquery_retry, relation_id, table_id
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +38,7 @@ class WarehouseSink:
         self.client = client
 
     def _staging_id(self, table: TableSchema, batch_id: int) -> str:
-        return (
-            f"{self.settings.warehouse_project}.{self.settings.bigquery_dataset}."
-            f"_staging_{table.table}_batch_{batch_id}"
-        )
+        return relation_id(self.settings, f"_staging_{table.table}_batch_{batch_id}")
 
     def write(self, table: TableSchema, rows: pa.Table, batch_id: int) -> int:
         """Add ``rows`` to ``table`` unless they are there already; return how many were sent."""

@@ -1,4 +1,4 @@
-"""The worker's SparkSession: local, UTC, offline (the Kafka connector jars come from setup)."""
+"""The worker's SparkSession: local, UTC, offline (the Kafka connector jars come from ``jars``)."""
 
 from __future__ import annotations
 

@@ -15,15 +15,14 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from google.cloud import bigquery
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 from tenacity import RetryCallState, Retrying, stop_after_delay, wait_exponential
 
-from deploy.local.stack import spark_kafka_jars
 from services.stream_worker import metrics
+from services.stream_worker.jars import spark_kafka_jars
 from services.stream_worker.offsets import OffsetCommitter, next_offsets
 from services.stream_worker.sink import WarehouseSink
 from services.stream_worker.spark import build_spark_session
@@ -39,7 +38,7 @@ from shared.control_state import Desired, DesiredStateThread
 from shared.kafka import ensure_topics, pipeline_topics
 from shared.schemas import ASSETS, EXCHANGES, QUARANTINE
 from shared.settings import Settings
-from shared.warehouse import create_bigquery_client, ensure_views, ensure_warehouse
+from shared.warehouse import create_bigquery_client, dataset_id, ensure_views, ensure_warehouse
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ GRACEFUL_STOP_SECONDS = 60.0
 
 @dataclass
 class WorkerStatus:
-    """What ``/healthz`` reports."""
+    """The worker's own state; ``/healthz`` reports a view of it (``models.WorkerHealth``)."""
 
     state: str = "STARTING"
     batches: int = 0
@@ -64,24 +63,6 @@ class WorkerStatus:
     last_error_at: datetime | None = None
     batch_in_progress: int | None = None
     """The id of the micro-batch being written right now, if any."""
-
-    def as_dict(self) -> dict[str, Any]:
-        # PAUSED and STOPPED are what the operator asked for, not a problem.
-        degraded = self.state in ("STARTING", "FAILED") or (
-            self.last_error_at is not None
-            and (self.last_batch_at is None or self.last_error_at > self.last_batch_at)
-        )
-        return {
-            "status": "degraded" if degraded else "ok",
-            "state": self.state,
-            "batches": self.batches,
-            "last_batch_id": self.last_batch_id,
-            "last_batch_at": self.last_batch_at,
-            "last_batch_rows": self.last_batch_rows,
-            "last_error": self.last_error,
-            "last_error_at": self.last_error_at,
-            "batch_in_progress": self.batch_in_progress,
-        }
 
 
 class StreamWorker:
@@ -201,11 +182,10 @@ class StreamWorker:
         )
         self.status.state = "RUNNING"
         logger.info(
-            "streaming %s and %s into %s.%s every %g s (checkpoint %s)",
+            "streaming %s and %s into %s every %g s (checkpoint %s)",
             settings.topic_assets,
             settings.topic_exchanges,
-            settings.warehouse_project,
-            settings.bigquery_dataset,
+            dataset_id(settings),
             settings.stream_trigger_seconds,
             settings.checkpoint_location,
         )

@@ -23,7 +23,7 @@ from google.cloud import bigquery
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from deploy.local.chromium import CHROMIUM, CHROMIUM_ARGS
-from deploy.local.stack import http_answers
+from deploy.local.readiness import http_answers
 from shared.schemas import ASSETS
 from shared.settings import PROJECT_ROOT, Settings
 from shared.warehouse import create_bigquery_client, ensure_views, ensure_warehouse, table_id
@@ -229,7 +229,7 @@ def test_an_unreachable_warehouse_names_the_service_to_check(
     problem = page.locator("#problem")
     expect(problem).to_be_visible(timeout=30_000)
     expect(problem).to_contain_text(
-        f"the BigQuery emulator at http://127.0.0.1:{DEAD_EMULATOR_PORT}"
+        f"the warehouse (BigQuery emulator at http://127.0.0.1:{DEAD_EMULATOR_PORT})"
     )
     expect(problem).to_contain_text("make run")
     expect(page.locator("#freshness")).to_contain_text("not updating")

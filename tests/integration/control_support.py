@@ -11,7 +11,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from deploy.local.stack import http_answers as answers
+from deploy.local.readiness import http_answers as answers
 from shared.kafka import topic_partitions
 from shared.settings import Settings
 from tests.conftest import ManagedProcess, wait_for

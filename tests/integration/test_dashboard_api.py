@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from google.cloud import bigquery
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.dashboard.app import create_app
 from shared.schemas import ASSETS, EXCHANGES, TableSchema
@@ -134,14 +135,28 @@ def get(api: TestClient, path: str, **parameters: Any) -> Any:
     return response.json()
 
 
+def queries_timed(metrics_text: str, query: str, outcome: str) -> float:
+    """How many ``query`` calls ended in ``outcome``, as the dashboard's /metrics counts them."""
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name == "coinstream_dashboard_query_duration_seconds":
+            for sample in family.samples:
+                if sample.name.endswith("_count") and sample.labels == {
+                    "query": query,
+                    "outcome": outcome,
+                }:
+                    return sample.value
+    return 0.0
+
+
 def test_status_says_simulated_fresh_and_how_often_to_look(api: TestClient) -> None:
     status = get(api, "/api/status")
     assert status["simulated"] is True
     assert "simulator" in status["data_source"]
     assert status["has_data"] is True and status["message"] is None
     assert status["refresh_seconds"] == 3.0
-    assert status["warehouse"].startswith("the BigQuery emulator at http://127.0.0.1:")
+    assert status["warehouse"].startswith("BigQuery emulator at http://127.0.0.1:")
     assets = status["assets"]
+    assert assets["view"] == f"{status['dataset']}.assets_timeseries"
     assert assets["exists"] is True
     assert datetime.fromisoformat(assets["newest_snapshot"]) == NEWEST
     assert datetime.fromisoformat(assets["newest_processed"]) == NEWEST + timedelta(seconds=2)
@@ -249,9 +264,10 @@ def test_an_unreachable_warehouse_is_a_503_naming_it() -> None:
             response = unreachable.get(path, params=parameters)
             assert response.status_code == 503, path
             detail = response.json()["detail"]
-            assert f"the BigQuery emulator at {dead}" in detail
+            assert f"the warehouse (BigQuery emulator at {dead}) did not answer" in detail
             assert "make run" in detail and "COINSTREAM_BIGQUERY_EMULATOR_URL" in detail
         assert unreachable.get("/healthz").json() == {"status": "ok"}
+        assert queries_timed(unreachable.get("/metrics").text, "assets_latest", "unavailable") >= 1
 
 
 def test_openapi_documents_every_route_and_its_errors(api: TestClient) -> None:
@@ -270,6 +286,14 @@ def test_openapi_documents_every_route_and_its_errors(api: TestClient) -> None:
         }, path
         assert "warehouse" in responses["503"]["description"]
     assert "422" in paths["/api/assets/series"]["get"]["responses"]
+
+
+def test_metrics_time_each_query_by_outcome(api: TestClient) -> None:
+    get(api, "/api/assets/latest")
+    response = api.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert queries_timed(response.text, "assets_latest", "ok") >= 1
 
 
 def test_the_page_loads_nothing_from_other_hosts(api: TestClient) -> None:

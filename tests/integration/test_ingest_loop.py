@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from services.ingestor.loop import Ingestor
+from services.ingestor.models import IngestorHealth
 from services.ingestor.specs import IngestorSpec
 from shared.coincap.client import CoinCapClient
 from shared.settings import Settings
@@ -46,17 +47,20 @@ class Harness:
         return poll
 
     async def deliver(self) -> None:
-        sender = asyncio.create_task(self.ingestor._deliver_forever())
+        sender = asyncio.create_task(self.ingestor.delivery.deliver_forever())
         try:
-            await asyncio.wait_for(self.ingestor.buffer.wait_until_empty(), 30)
+            await asyncio.wait_for(self.ingestor.delivery.buffer.wait_until_empty(), 30)
         finally:
             sender.cancel()
             await asyncio.gather(sender, return_exceptions=True)
 
     async def close(self) -> None:
-        if self.ingestor.producer is not None:
-            await self.ingestor.producer.stop()
+        await self.ingestor.delivery.close_producer()
         await self.ingestor.client.aclose()
+
+    def health(self) -> IngestorHealth:
+        """What the ingestor's ``/healthz`` would answer now."""
+        return IngestorHealth.of(self.ingestor)
 
     async def messages(self, topic: str, expected: int | None = None) -> list[dict[str, Any]]:
         records = await read_topic(self.settings.kafka_bootstrap_servers, topic, expected)
@@ -147,14 +151,14 @@ async def test_burst_429s_and_5xx_are_retried_and_counted(harness: Harness) -> N
     assert poll is not None
     assert harness.responses.statuses["429"] == 2
     assert harness.responses.statuses["503"] == 1
-    assert harness.ingestor.status.polls_succeeded == 1
-    assert harness.ingestor.status.quota_exhausted_until is None
+    assert harness.health().polls_succeeded == 1
+    assert harness.health().quota_exhausted_until is None
 
 
 async def test_a_persistent_429_pauses_polling_without_hammering(harness: Harness) -> None:
     set_fault(mode="quota_exhausted")
     assert await harness.ingestor.poll_once() is None
-    status = harness.ingestor.status
+    status = harness.health()
     assert status.quota_exhausted_until is not None
     assert "quota" in (status.last_error or "").lower()
     attempts = harness.responses.statuses["429"]
@@ -201,7 +205,7 @@ async def test_a_failed_poll_says_why_and_produces_nothing(
 ) -> None:
     set_fault(**fault)
     assert await harness.ingestor.poll_once() is None
-    status = harness.ingestor.status
+    status = harness.health()
     assert status.polls_failed == 1
     assert error_words in (status.last_error or "")
-    assert harness.ingestor.buffer.polls == 0
+    assert harness.ingestor.delivery.buffer.polls == 0

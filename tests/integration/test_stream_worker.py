@@ -23,7 +23,7 @@ from aiokafka.errors import KafkaError
 from shared.envelope import OutgoingMessage, PollContext, record_message
 from shared.kafka import ensure_topics, pipeline_topics
 from shared.settings import Settings
-from shared.warehouse import create_bigquery_client
+from shared.warehouse import create_bigquery_client, dataset_id, relation_id
 from tests.conftest import (
     TEST_ENVIRONMENT,
     TEST_STATE_DIR,
@@ -83,7 +83,7 @@ class Worker:
         return body
 
     def query(self, sql: str) -> list[dict[str, Any]]:
-        dataset = f"{self.settings.warehouse_project}.{self.settings.bigquery_dataset}"
+        dataset = dataset_id(self.settings)
         return [dict(row) for row in self.client.query(sql.format(d=dataset)).result()]
 
     def count(self, table: str) -> int:
@@ -185,9 +185,7 @@ def test_records_become_typed_renamed_rows_exactly_once(worker: Worker) -> None:
     assert row["source_timestamp"] is not None and row["processing_timestamp"] is not None
     odd = worker.query("SELECT supply_ratio FROM `{d}.assets` WHERE id = 'coin-1'")[0]
     assert odd["supply_ratio"] == pytest.approx(0.5)
-    table = worker.client.get_table(
-        f"{worker.settings.warehouse_project}.{worker.settings.bigquery_dataset}.assets"
-    )
+    table = worker.client.get_table(relation_id(worker.settings, "assets"))
     assert table.time_partitioning.field == "processing_timestamp"
     assert table.clustering_fields == ["id"]
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.coincap_simulator.app import create_app, load_universe
+from services.coincap_simulator import create_app, load_universe
 from shared.coincap import (
     BadApiKey,
     CoinCapClient,

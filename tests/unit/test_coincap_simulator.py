@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
-from services.coincap_simulator import app as simulator
-from services.coincap_simulator.app import create_app, load_universe
+from services import coincap_simulator as simulator
+from services.coincap_simulator import create_app, load_universe
 from shared.coincap.models import validation_error
 
 pytestmark = pytest.mark.unit
@@ -314,26 +312,6 @@ async def test_faults_set_at_start_apply() -> None:
     app = create_app(seed=1, clock=FakeClock(), faults=[simulator.Fault(mode="quota_exhausted")])
     async with http_for(app) as http:
         assert await statuses_of(http, "/v3/exchanges", 2) == [429, 429]
-
-
-def test_the_cli_starts_uvicorn_and_logs_that_the_data_is_simulated(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    started: dict[str, Any] = {}
-
-    def fake_run(app: FastAPI, **options: Any) -> None:
-        started.update(options, app=app)
-
-    monkeypatch.setattr(uvicorn, "run", fake_run)
-    caplog.set_level(logging.INFO, logger=simulator.__name__)
-    simulator.main(
-        ["--port", "18090", "--seed", "3", "--tick-seconds", "0.5", "--api-key", "k",
-         "--fault", '{"mode": "rate_limit", "count": 2, "retry_after": 1}']
-    )  # fmt: skip
-
-    assert started["port"] == 18090
-    assert isinstance(started["app"], FastAPI)
-    assert "SIMULATED" in caplog.text
 
 
 def test_the_cli_refuses_a_bad_fault(capsys: pytest.CaptureFixture[str]) -> None:

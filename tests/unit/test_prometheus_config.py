@@ -9,12 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploy.local import stack
+from deploy.local.prometheus import PROMETHEUS_DIR, write_prometheus_config
 from shared.settings import Settings
 
 pytestmark = pytest.mark.unit
-
-PROMETHEUS_DIR = stack.PROMETHEUS_DIR
 
 
 def promtool(*arguments: str) -> subprocess.CompletedProcess[str]:
@@ -59,13 +57,18 @@ def test_compose_config_is_valid_and_scrapes_every_service() -> None:
     assert targets["coinstream-asset-ingestor"] == ["asset-ingestor:8101"]
     assert targets["coinstream-exchange-ingestor"] == ["exchange-ingestor:8102"]
     assert targets["coinstream-stream-worker"] == ["stream-worker:8103"]
+    assert targets["coinstream-dashboard"] == ["dashboard:8200"]
 
 
 def test_local_config_has_the_same_jobs_on_the_local_ports(tmp_path: Path) -> None:
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, state_dir=tmp_path, control_port=18100, prometheus_port=19090
+    settings = Settings(
+        _env_file=None,
+        state_dir=tmp_path,
+        control_port=18100,
+        dashboard_port=18200,
+        prometheus_port=19090,
     )
-    path = stack.write_prometheus_config(settings)
+    path = write_prometheus_config(settings)
     result = promtool("check", "config", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -79,5 +82,7 @@ def test_local_config_has_the_same_jobs_on_the_local_ports(tmp_path: Path) -> No
         job["job_name"]: job["static_configs"][0]["targets"] for job in local["scrape_configs"]
     }
     assert local_targets["coinstream-control"] == ["127.0.0.1:18100"]
+    assert local_targets["coinstream-dashboard"] == [f"127.0.0.1:{settings.dashboard_port}"]
+    assert local_targets["coinstream-dashboard"] == ["127.0.0.1:18200"]
     assert local_targets["prometheus"] == ["127.0.0.1:19090"]
     assert local["rule_files"] == [str(PROMETHEUS_DIR / "alerts.yml")]

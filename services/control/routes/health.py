@@ -8,9 +8,9 @@ import time
 from fastapi import APIRouter, Response
 
 from services.control.dependencies import FreshnessReaderDep, ResourcesDep, SettingsDep
-from services.control.freshness import warehouse_location
 from services.control.models import DependencyCheck, Liveness, Readiness
 from shared.kafka import kafka_answers
+from shared.warehouse import describe_warehouse
 
 router = APIRouter(tags=["health"])
 
@@ -50,14 +50,10 @@ async def readyz(
     async def warehouse() -> DependencyCheck:
         started = time.monotonic()
         problem = await freshness.check()
-        where = warehouse_location(settings)
         return DependencyCheck(
             ok=problem is None,
-            target=where,
-            detail=None
-            if problem is None
-            else f"the warehouse ({where}) does not answer ({problem}); start the emulator "
-            "(`make run`) or check COINSTREAM_BIGQUERY_EMULATOR_URL / COINSTREAM_GCP_PROJECT",
+            target=describe_warehouse(settings),
+            detail=problem,
             seconds=round(time.monotonic() - started, 3),
         )
 

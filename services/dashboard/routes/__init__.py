@@ -1,1 +1,2 @@
-"""The dashboard's routes, one module per resource; ``parameters`` holds what they share."""
+"""The dashboard's routes: ``status``, and ``entities`` (one router per entity description);
+``parameters`` holds the query parameters they share."""

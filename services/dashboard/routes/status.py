@@ -6,11 +6,12 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter
 
-from services.dashboard import queries
+from services.dashboard import entities, queries
 from services.dashboard.dependencies import ResourcesDep, SettingsDep
 from services.dashboard.errors import error_responses
 from services.dashboard.models import DashboardStatus, TableStatus
 from shared.settings import Settings
+from shared.warehouse import dataset_id, describe_warehouse
 
 router = APIRouter(tags=["status"])
 
@@ -21,7 +22,7 @@ def empty_message(settings: Settings, assets: TableStatus, exchanges: TableStatu
     """Why there is nothing to show, in words that say what to start; None when there is data."""
     if assets.newest_processed or exchanges.newest_processed:
         return None
-    dataset = f"{settings.warehouse_project}.{settings.bigquery_dataset}"
+    dataset = dataset_id(settings)
     if not (assets.exists and exchanges.exists):
         return (
             f"no data yet: the views in {dataset} do not exist, because no stream worker has "
@@ -53,14 +54,14 @@ def status(resources: ResourcesDep, settings: SettingsDep) -> DashboardStatus:
     not answer."""
     client = resources.client()
     now = datetime.now(UTC)
-    assets = queries.table_status(client, settings, queries.ASSETS_VIEW, now)
-    exchanges = queries.table_status(client, settings, queries.EXCHANGES_VIEW, now)
+    assets = queries.table_status(client, settings, entities.ASSETS)
+    exchanges = queries.table_status(client, settings, entities.EXCHANGES)
     message = empty_message(settings, assets, exchanges)
     return DashboardStatus(
         simulated=settings.uses_coincap_simulator,
         data_source=data_source(settings),
-        warehouse=queries.warehouse_description(settings),
-        dataset=f"{settings.warehouse_project}.{settings.bigquery_dataset}",
+        warehouse=describe_warehouse(settings),
+        dataset=dataset_id(settings),
         refresh_seconds=settings.stream_trigger_seconds,
         checked_at=now,
         assets=assets,

@@ -1,79 +1,17 @@
-"""Warehouse access: one BigQuery client factory for real BigQuery and the local emulator.
+"""The views dashboards and Looker Studio read: newest row per key, time series, hourly rows.
 
-The emulator speaks BigQuery's REST API, so the same ``google-cloud-bigquery`` client serves both;
-only the endpoint and credentials differ. Every call gets a short timeout and retry deadline,
-because the client's default is to retry for ten minutes against a port nobody answers on.
+A view is only its SQL, so the stream worker creates or replaces them at every start, cheaply,
+and they stay current without refreshes.
 """
 
 from __future__ import annotations
 
-from google.api_core.client_options import ClientOptions
-from google.api_core.retry import Retry
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
-from shared.schemas import ASSETS, EXCHANGES, TABLES, TableSchema
+from shared.schemas import ASSETS, EXCHANGES
 from shared.settings import Settings
-
-
-def bigquery_retry(settings: Settings) -> Retry:
-    """The client's default retry policy, bounded by our deadline."""
-    return bigquery.DEFAULT_RETRY.with_deadline(settings.bigquery_timeout_seconds)
-
-
-def create_bigquery_client(settings: Settings) -> bigquery.Client:
-    """A client for real BigQuery when ``gcp_project`` is set, else for the local emulator.
-
-    Real BigQuery authenticates with Application Default Credentials
-    (``gcloud auth application-default login`` or a service-account key file).
-    """
-    if not settings.uses_bigquery_emulator:
-        return bigquery.Client(project=settings.gcp_project, location=settings.bigquery_location)
-    return bigquery.Client(
-        project=settings.bigquery_emulator_project,
-        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-        client_options=ClientOptions(api_endpoint=settings.bigquery_emulator_url),
-    )
-
-
-def table_id(settings: Settings, schema: TableSchema) -> str:
-    """Fully qualified ``project.dataset.table`` name of a table."""
-    return f"{settings.warehouse_project}.{settings.bigquery_dataset}.{schema.table}"
-
-
-def table_definition(settings: Settings, schema: TableSchema) -> bigquery.Table:
-    """A table partitioned by day on ``processing_timestamp`` and clustered on its key."""
-    table = bigquery.Table(table_id(settings, schema), schema=schema.bigquery_schema())
-    table.description = schema.description
-    expiration_ms = (
-        settings.table_partition_expiration_days * 24 * 3600 * 1000
-        if settings.table_partition_expiration_days
-        else None
-    )
-    table.time_partitioning = bigquery.TimePartitioning(
-        type_=bigquery.TimePartitioningType.DAY,
-        field=schema.partition_column,
-        expiration_ms=expiration_ms,
-    )
-    table.clustering_fields = schema.clustering_columns
-    return table
-
-
-def ensure_warehouse(
-    client: bigquery.Client, settings: Settings, tables: tuple[TableSchema, ...] = TABLES
-) -> list[bigquery.Table]:
-    """Create the dataset and tables if missing; existing ones are left as they are."""
-    retry = bigquery_retry(settings)
-    timeout = settings.bigquery_timeout_seconds
-    dataset = bigquery.Dataset(f"{settings.warehouse_project}.{settings.bigquery_dataset}")
-    dataset.location = settings.bigquery_location
-    client.create_dataset(dataset, exists_ok=True, retry=retry, timeout=timeout)
-    return [
-        client.create_table(
-            table_definition(settings, schema), exists_ok=True, retry=retry, timeout=timeout
-        )
-        for schema in tables
-    ]
+from shared.warehouse.client import bigquery_retry
+from shared.warehouse.tables import relation_id, table_id
 
 
 def view_definitions(settings: Settings) -> dict[str, str]:
@@ -133,10 +71,9 @@ def view_definitions(settings: Settings) -> dict[str, str]:
 
 def ensure_views(client: bigquery.Client, settings: Settings) -> None:
     """Create or replace the dashboard views (cheap: a view is only its SQL)."""
-    dataset = f"{settings.warehouse_project}.{settings.bigquery_dataset}"
     for name, sql in view_definitions(settings).items():
         client.query(
-            f"CREATE OR REPLACE VIEW `{dataset}.{name}` AS {sql}",
+            f"CREATE OR REPLACE VIEW `{relation_id(settings, name)}` AS {sql}",
             retry=bigquery_retry(settings),
             timeout=settings.bigquery_timeout_seconds,
         ).result(timeout=settings.bigquery_timeout_seconds)

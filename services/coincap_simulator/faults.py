@@ -1,0 +1,145 @@
+"""Fault knobs: make the simulator misbehave on demand the ways CoinCap does.
+
+Set them with ``--fault JSON`` (repeatable) or ``POST /_simulator/faults`` with one JSON object:
+
+    {"mode": "rate_limit", "count": 2, "retry_after": 1}   429, with Retry-After when given
+    {"mode": "quota_exhausted"}                            429 on every request until cleared
+    {"mode": "server_error", "count": 3, "status": 500}    HTTP 5xx (status 500..599)
+    {"mode": "slow", "seconds": 2, "count": 1}             answer normally after a delay
+    {"mode": "malformed_json", "count": 1}                 200 with a truncated JSON body
+    {"mode": "missing_id", "count": 1}                     the first record lacks id/exchangeId
+    {"mode": "retired_v2", "count": 1}                     200 with the v2 retirement payload
+
+Every knob also takes ``"endpoint": "assets" | "exchanges"`` to affect one endpoint only.
+``count`` is how many requests it affects (default 1; quota_exhausted defaults to until cleared;
+``null`` means until cleared). Knobs form a queue: each /v3 request (after the API-key check)
+takes the first knob that matches its endpoint, so ``rate_limit`` x2 then ``server_error`` x1
+answers 429, 429, 500, then normally. ``DELETE /_simulator/faults`` clears them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any, Literal, Self
+
+from fastapi import Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from services.coincap_simulator.models import Endpoint, error_response, retirement_notice
+
+FaultMode = Literal[
+    "rate_limit",
+    "quota_exhausted",
+    "server_error",
+    "slow",
+    "malformed_json",
+    "missing_id",
+    "retired_v2",
+]
+
+RECORD_KEYS: dict[Endpoint, str] = {"assets": "id", "exchanges": "exchangeId"}
+"""The field that names a record, which ``missing_id`` drops."""
+
+
+class Fault(BaseModel):
+    """One fault knob; ``count`` is how many more requests it affects (None: until cleared)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: FaultMode
+    count: int | None = Field(default=1, ge=1)
+    retry_after: float | None = Field(default=None, ge=0)
+    seconds: float = Field(default=1.0, ge=0, le=600)
+    status: int = Field(default=500, ge=500, le=599)
+    endpoint: Endpoint | None = None
+
+    @model_validator(mode="after")
+    def _quota_lasts_until_cleared(self) -> Self:
+        if self.mode == "quota_exhausted" and "count" not in self.model_fields_set:
+            self.count = None
+        return self
+
+
+class FaultList(BaseModel):
+    """The knobs still queued, in the order requests will take them."""
+
+    faults: list[Fault]
+
+
+class ClearedFaults(BaseModel):
+    """How many knobs ``DELETE /_simulator/faults`` removed; none are left."""
+
+    cleared: int
+    faults: list[Fault] = Field(default_factory=list)
+
+
+class FaultQueue:
+    """The active fault knobs, taken in order by the requests they match."""
+
+    def __init__(self, faults: Sequence[Fault] = ()) -> None:
+        self._faults = [fault.model_copy() for fault in faults]
+
+    def add(self, fault: Fault) -> None:
+        self._faults.append(fault.model_copy())
+
+    def clear(self) -> int:
+        cleared = len(self._faults)
+        self._faults.clear()
+        return cleared
+
+    def take(self, endpoint: Endpoint) -> Fault | None:
+        """The fault this request suffers, if any, counting it against the knob."""
+        for fault in self._faults:
+            if fault.endpoint in (None, endpoint):
+                if fault.count is not None:
+                    fault.count -= 1
+                    if fault.count == 0:
+                        self._faults.remove(fault)
+                return fault
+        return None
+
+    def listed(self) -> FaultList:
+        """The knobs as they stand now (copies: taking a knob later does not change them)."""
+        return FaultList(faults=[fault.model_copy() for fault in self._faults])
+
+
+async def hold_back(fault: Fault | None) -> None:
+    """Delay the answer as a ``slow`` knob says; every other knob answers at once."""
+    if fault is not None and fault.mode == "slow":
+        await asyncio.sleep(fault.seconds)
+
+
+def replacement_response(fault: Fault | None, timestamp_ms: int) -> Response | None:
+    """The answer a fault replaces the normal one with; None for faults that only alter it."""
+    if fault is None:
+        return None
+    if fault.mode in ("rate_limit", "quota_exhausted"):
+        headers = {}
+        if fault.retry_after is not None:
+            headers["Retry-After"] = f"{fault.retry_after:g}"
+        message = (
+            "Monthly API credit quota exhausted (simulated)"
+            if fault.mode == "quota_exhausted"
+            else "Too many requests (simulated rate limit)"
+        )
+        return error_response(message, 429, timestamp_ms, headers)
+    if fault.mode == "server_error":
+        return error_response("Internal server error (simulated)", fault.status, timestamp_ms)
+    if fault.mode == "malformed_json":
+        truncated = '{"data": [{"id": "bitcoin", "rank": "1", "sym'
+        return Response(truncated, status_code=200, media_type="application/json")
+    if fault.mode == "retired_v2":
+        return JSONResponse(retirement_notice(timestamp_ms))
+    return None
+
+
+def altered_records(
+    fault: Fault | None, endpoint: Endpoint, records: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The page's records as the fault leaves them: ``missing_id`` drops the first one's key."""
+    if fault is None or fault.mode != "missing_id" or not records:
+        return records
+    key = RECORD_KEYS[endpoint]
+    return [{name: value for name, value in records[0].items() if name != key}, *records[1:]]
