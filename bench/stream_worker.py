@@ -63,7 +63,7 @@ def poll_messages(settings: Settings, source_ms: int) -> tuple[str, list[Outgoin
         }
         for n in range(RECORDS_PER_POLL)
     ]
-    messages = [record_message(context, settings.topic_assets, r["id"], r) for r in records]
+    messages = [record_message(context, settings.topic_assets, str(r["id"]), r) for r in records]
     return context.poll_id, messages
 
 

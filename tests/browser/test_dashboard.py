@@ -129,7 +129,7 @@ def pipeline(local_stack: LocalStack, simulator: str) -> Iterator[Pipeline]:
                 assert process.is_running(), f"{process.name} exited:\n{process.log_tail(30)}"
             sql = f"SELECT COUNT(*) AS n FROM `{table_id(settings, ASSETS)}`"
             try:
-                return next(iter(client.query(sql).result()))["n"] > 0
+                return bool(next(iter(client.query(sql).result()))["n"] > 0)
             except Exception:  # the table does not exist until the worker starts
                 return False
 

@@ -11,7 +11,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from deploy.local.readiness import http_answers as answers
+from deploy.local.readiness import http_answers
 from shared.kafka import topic_partitions
 from shared.settings import Settings
 from tests.conftest import ManagedProcess, wait_for
@@ -34,7 +34,7 @@ def launch(
 def wait_until_answering(process: ManagedProcess, health_url: str) -> None:
     def up() -> bool:
         assert process.is_running(), f"{process.name} exited:\n{process.log_tail(30)}"
-        return answers(health_url)
+        return http_answers(health_url)
 
     wait_for(up, f"for {process.name} to answer {health_url}", 60)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -78,7 +79,7 @@ def test_the_service_serves_the_fuzzed_document(control_service: str) -> None:
 
 @schema.include(method=sorted(MUTATING)).parametrize()
 @FUZZ_SETTINGS
-def test_no_command_without_the_token_is_carried_out(control_service: str, case: Case) -> None:
+def test_no_command_without_the_token_is_carried_out(control_service: str, case: Case[Any]) -> None:
     response = case.call(base_url=BASE_URL)
     assert response.status_code < 500, response.text
     # Auth comes first; only a body that is not JSON at all is refused before it (422), and a
@@ -96,6 +97,8 @@ def test_the_control_topic_is_still_empty_after_the_unauthenticated_fuzzing(
 
 @schema.parametrize()
 @FUZZ_SETTINGS
-def test_no_request_gets_a_5xx_or_an_undocumented_answer(control_service: str, case: Case) -> None:
+def test_no_request_gets_a_5xx_or_an_undocumented_answer(
+    control_service: str, case: Case[Any]
+) -> None:
     headers = {"Authorization": f"Bearer {TOKEN}"}
     case.call_and_validate(base_url=BASE_URL, headers=headers)

@@ -7,6 +7,7 @@ One pipeline per module, on topics, a control topic, a consumer group and a data
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import secrets
 import time
@@ -21,6 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from deploy.local.processes import settings_from
+from deploy.local.readiness import http_answers
 from shared.schemas import ASSETS, EXCHANGES, TableSchema
 from shared.warehouse import create_bigquery_client, table_id
 from tests.conftest import (
@@ -31,14 +33,13 @@ from tests.conftest import (
     ManagedProcess,
     offset_port,
     read_topic,
+    wait_for,
 )
 from tests.integration.control_support import (
     ControlApi,
-    answers,
     broker_offsets,
     launch,
     topic_end_total,
-    wait_for,
     wait_until_answering,
 )
 
@@ -139,6 +140,12 @@ def simulator_requests(endpoint: str) -> int:
 def ingestor_health(port: int) -> dict[str, Any]:
     body: dict[str, Any] = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()
     return body
+
+
+def paused_and_delivered(port: int) -> bool:
+    """The ingestor on ``port`` is PAUSED and holds nothing Kafka has not acknowledged."""
+    health = ingestor_health(port)
+    return bool(health["state"] == "PAUSED" and health["buffered_records"] == 0)
 
 
 # --- health and access -------------------------------------------------------------------
@@ -411,12 +418,7 @@ def test_lag_grows_while_the_worker_is_stopped_and_returns_to_zero(pipeline: Pip
             assert api.command(ingestor, "pause").status_code == 202
         for port in (ASSET_PORT, EXCHANGE_PORT):
             wait_for(
-                lambda port=port: (
-                    ingestor_health(port)["state"] == "PAUSED"
-                    and ingestor_health(port)["buffered_records"] == 0
-                ),
-                "for the ingestors to pause",
-                30,
+                functools.partial(paused_and_delivered, port), "for the ingestors to pause", 30
             )
         # The worker finishes the batch it was in when told to stop, and commits it; after
         # that it is STOPPED and the committed offsets stay put.
@@ -462,7 +464,8 @@ def test_freshness_is_seconds_since_the_newest_processing_timestamp(pipeline: Pi
         [row] = client.query(
             f"SELECT MAX(processing_timestamp) AS newest FROM `{table_id(SETTINGS, schema)}`"
         ).result()
-        return (datetime.now(UTC) - row["newest"]).total_seconds()
+        newest: datetime = row["newest"]
+        return (datetime.now(UTC) - newest).total_seconds()
 
     wait_for(
         lambda: all(table["exists"] for table in api.json("/freshness")["tables"]),
@@ -496,18 +499,17 @@ def prometheus_query(query: str) -> list[dict[str, Any]]:
     return result
 
 
+def scraped(job: str) -> bool:
+    """Prometheus' last scrape of ``job`` succeeded."""
+    return [sample["value"][1] for sample in prometheus_query(f'up{{job="{job}"}}')] == ["1"]
+
+
 def test_prometheus_scrapes_every_service_and_has_the_lag_series(pipeline: Pipeline) -> None:
     jobs = ["coinstream-control", "coinstream-asset-ingestor", "coinstream-exchange-ingestor"]
-    if answers(f"http://127.0.0.1:{WORKER_PORT}/healthz"):
+    if http_answers(f"http://127.0.0.1:{WORKER_PORT}/healthz"):
         jobs.append("coinstream-stream-worker")
     for job in jobs:
-        wait_for(
-            lambda job=job: (
-                [s["value"][1] for s in prometheus_query(f'up{{job="{job}"}}')] == ["1"]
-            ),
-            f"for Prometheus to scrape {job}",
-            60,
-        )
+        wait_for(functools.partial(scraped, job), f"for Prometheus to scrape {job}", 60)
     group = SETTINGS.stream_consumer_group
     lag_series: list[dict[str, Any]] = []
 

@@ -65,7 +65,7 @@ def test_names_are_url_encoded() -> None:
 
 
 def test_every_linked_view_is_one_the_worker_creates() -> None:
-    created = view_definitions(Settings(_env_file=None))  # type: ignore[call-arg]
+    created = view_definitions(Settings(_env_file=None))
     assert {view for view, _ in LOOKER_VIEWS} <= set(created)
 
 

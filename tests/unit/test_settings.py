@@ -20,7 +20,7 @@ def no_developer_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_defaults_run_offline() -> None:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.uses_bigquery_emulator
     assert settings.warehouse_project == "coinstream-local"
     assert settings.uses_coincap_simulator
@@ -33,7 +33,7 @@ def test_environment_variables_use_the_prefix(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("COINSTREAM_GCP_PROJECT", "my-project")
     monkeypatch.setenv("COINSTREAM_COINCAP_API_KEY", "abc123secret")
     monkeypatch.setenv("COINSTREAM_KAFKA_BOOTSTRAP_SERVERS", "broker-1:29092,broker-2:29092")
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert not settings.uses_bigquery_emulator
     assert settings.warehouse_project == "my-project"
     assert settings.coincap_url == "https://rest.coincap.io/v3"
@@ -42,7 +42,7 @@ def test_environment_variables_use_the_prefix(monkeypatch: pytest.MonkeyPatch) -
 
 def test_the_api_key_never_prints(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COINSTREAM_COINCAP_API_KEY", "abc123secret")
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     for text in (repr(settings), str(settings), settings.model_dump_json()):
         assert "abc123secret" not in text
     assert settings.coincap_api_key is not None
@@ -53,7 +53,7 @@ def test_a_bad_value_is_described_by_its_variable(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("COINSTREAM_BIGQUERY_EMULATOR_URL", "localhost")
     monkeypatch.setenv("COINSTREAM_BIGQUERY_TIMEOUT_SECONDS", "-1")
     with pytest.raises(ValidationError) as raised:
-        Settings(_env_file=None)  # type: ignore[call-arg]
+        Settings(_env_file=None)
     message = describe_settings_error(raised.value)
     assert "COINSTREAM_BIGQUERY_EMULATOR_URL must look like" in message
     assert "COINSTREAM_BIGQUERY_TIMEOUT_SECONDS: " in message

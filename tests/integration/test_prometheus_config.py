@@ -12,7 +12,7 @@ import yaml
 from deploy.local.prometheus import PROMETHEUS_DIR, write_prometheus_config
 from shared.settings import Settings
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 
 def promtool(*arguments: str) -> subprocess.CompletedProcess[str]:

@@ -25,7 +25,7 @@ from services.stream_worker.transforms import (
 from shared.schemas import ASSETS, EXCHANGES, QUARANTINE
 from shared.settings import Settings
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 SOURCE_MS = 1_795_819_260_254
 BITCOIN = {
@@ -57,7 +57,7 @@ KRAKEN = {
 
 @pytest.fixture(scope="module")
 def spark() -> Iterator[SparkSession]:
-    session = build_spark_session(Settings(_env_file=None), "coinstream-unit-tests", [])  # type: ignore[call-arg]
+    session = build_spark_session(Settings(_env_file=None), "coinstream-unit-tests", [])
     yield session
 
 

@@ -13,7 +13,7 @@ import pytest
 from shared.settings import PROJECT_ROOT
 from tests.conftest import subprocess_environment
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 
 def run_stack(command: str, environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
