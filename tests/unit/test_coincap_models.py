@@ -11,7 +11,7 @@ from shared.coincap.models import AssetRecord, ExchangeRecord, validation_error
 
 pytestmark = pytest.mark.unit
 
-# The documented examples, verbatim (see /work/shared/facts/coincap-api.md).
+# CoinCap v3's documented examples, verbatim.
 BITCOIN: dict[str, Any] = {
     "id": "bitcoin",
     "rank": "1",
