@@ -14,7 +14,7 @@ DASHBOARD_ASSETS := $(DASHBOARD_DIR)/node_modules/.installed
 export PATH := $(CURDIR)/$(VENV_BIN):$(PATH)
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: help setup prometheus chromium run test test-unit test-integration test-browser lint format schemas bench looker-url up down clean-state clean
+.PHONY: help setup prometheus chromium run test test-unit test-integration test-browser lint format schemas bench looker-url docker-prerequisites up down logs test-docker clean-state clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -29,7 +29,14 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml
 	$(UV) sync --frozen --extra emulator
 	@touch $@
 
-setup: $(VENV)/.synced prometheus chromium $(DASHBOARD_ASSETS) ## install locked Python packages, Prometheus, Chromium, the dashboard's chart library, fetch Kafka and Spark jars (once)
+# checkov, the Dockerfile scanner of `make test`, in an environment of its own (its pins would
+# hold back a runtime dependency in ours), from its own lock file.
+CHECKOV := .cache/checkov/bin/checkov
+$(CHECKOV): $(UV) deploy/docker/checkov/uv.lock deploy/docker/checkov/pyproject.toml
+	UV_PROJECT_ENVIRONMENT=$(CURDIR)/.cache/checkov $(UV) sync --frozen --quiet --project deploy/docker/checkov
+	@touch $@
+
+setup: $(VENV)/.synced $(CHECKOV) prometheus chromium $(DASHBOARD_ASSETS) ## install locked Python packages, Prometheus, Chromium, the dashboard's chart library, fetch Kafka and Spark jars (once)
 	$(VENV_BIN)/python -m deploy.local.stack setup
 
 # The dashboard's chart library (Chart.js) from npm, at the version package-lock.json pins; the
@@ -82,15 +89,51 @@ format: $(VENV)/.synced ## apply ruff's fixes and formatting
 	$(VENV_BIN)/ruff check --fix .
 	$(VENV_BIN)/ruff format .
 
-schemas: $(VENV)/.synced ## rewrite terraform/schemas/*.json from shared/schemas.py
+schemas: $(VENV)/.synced ## rewrite terraform/schemas/*.json and terraform/views/*.sql from the code's definitions
 	$(VENV_BIN)/python -m shared.schemas
+	$(VENV_BIN)/python -m shared.warehouse.view_files
 
-up: ## start the pipeline on Docker Compose (needs a Docker engine)
-	docker compose up --build --detach
-	@echo "control API on http://127.0.0.1:8100, Prometheus on http://127.0.0.1:9090"
+# --- Docker Compose (docs/docker.md) ------------------------------------------------------------
+DOCKER ?= docker
+COMPOSE ?= $(DOCKER) compose
+COMPOSE_MIN_VERSION := 2.20.0
+# A variable from the environment, else its last assignment in .env (as Compose reads it).
+compose_variable = $(strip $(or $($(1)),$(shell sed -n 's/^[[:space:]]*$(1)=//p' .env 2>/dev/null | tail -n 1 | tr -d "\"'")))
+GCP_PROJECT = $(call compose_variable,COINSTREAM_GCP_PROJECT)
+# compose.live.yaml (Google credentials) with a GCP project; the simulator without a CoinCap key,
+# the BigQuery emulator without a GCP project.
+COMPOSE_FILES = -f compose.yaml $(if $(GCP_PROJECT),-f compose.live.yaml)
+COMPOSE_UP_PROFILES = $(subst $() ,$(comma),$(strip $(if $(call compose_variable,COINSTREAM_COINCAP_API_KEY),,simulator) $(if $(GCP_PROJECT),,emulator)))
+comma := ,
+GOOGLE_APPLICATION_CREDENTIALS ?= $(HOME)/.config/gcloud/application_default_credentials.json
+host_port = $(or $(call compose_variable,$(1)),$(2))
+# Compose builds with its own BuildKit client; Bake would need the buildx plugin.
+export COMPOSE_BAKE ?= false
 
-down: ## stop the Docker Compose pipeline (volumes stay)
-	docker compose down
+docker-prerequisites:
+	@command -v $(DOCKER) >/dev/null || { echo "coinstream: docker not found; install Docker Engine 20.10 or newer and retry" >&2; exit 2; }
+	@$(DOCKER) info >/dev/null 2>&1 || { echo "coinstream: the Docker engine does not answer (\`docker info\` failed); start it, or get permission to use it, and retry" >&2; exit 2; }
+	@version=$$($(COMPOSE) version --short 2>/dev/null | sed 's/^v//'); \
+	  [ -n "$$version" ] || { echo "coinstream: Docker Compose v2 not found (\`$(COMPOSE) version\` failed); install the Compose plugin $(COMPOSE_MIN_VERSION) or newer and retry" >&2; exit 2; }; \
+	  [ "$$(printf '%s\n' $(COMPOSE_MIN_VERSION) "$$version" | sort -V | head -n 1)" = $(COMPOSE_MIN_VERSION) ] \
+	    || { echo "coinstream: Docker Compose $$version is too old; install Compose $(COMPOSE_MIN_VERSION) or newer and retry" >&2; exit 2; }
+
+up: docker-prerequisites ## build and start the pipeline on Docker Compose; returns once every service is healthy
+	@[ -n "$(call compose_variable,COINSTREAM_CONTROL_API_TOKEN)" ] || { echo "coinstream: COINSTREAM_CONTROL_API_TOKEN is not set; the control service needs one under Docker: add it to .env, e.g. \`echo COINSTREAM_CONTROL_API_TOKEN=\$$(openssl rand -hex 32) >> .env\`, and retry" >&2; exit 2; }
+	@[ -z "$(GCP_PROJECT)" ] || [ -r "$(GOOGLE_APPLICATION_CREDENTIALS)" ] || { echo "coinstream: COINSTREAM_GCP_PROJECT is set but no Google credentials are readable at $(GOOGLE_APPLICATION_CREDENTIALS); run \`gcloud auth application-default login\` or set GOOGLE_APPLICATION_CREDENTIALS to a key file, and retry" >&2; exit 2; }
+	$(if $(GCP_PROJECT),GOOGLE_CREDENTIALS_JSON="$$(cat '$(GOOGLE_APPLICATION_CREDENTIALS)')") COMPOSE_PROFILES=$(COMPOSE_UP_PROFILES) \
+	  $(COMPOSE) $(COMPOSE_FILES) up --build --detach --wait --wait-timeout 600
+	@echo "coinstream: up. Dashboard http://127.0.0.1:$(call host_port,DASHBOARD_HOST_PORT,8200)/ ; control API http://127.0.0.1:$(call host_port,CONTROL_HOST_PORT,8100)/docs ; Prometheus http://127.0.0.1:$(call host_port,PROMETHEUS_HOST_PORT,9090)/ ; \`make logs\` follows the logs, \`make down\` stops (data stays)"
+
+down: ## stop and remove the Docker Compose pipeline's containers and network (its volumes, so the data, stay)
+	COMPOSE_PROFILES='*' $(COMPOSE) -f compose.yaml down --remove-orphans
+
+logs: ## follow the logs of the Docker Compose pipeline
+	COMPOSE_PROFILES='*' $(COMPOSE) -f compose.yaml logs --follow --tail=100
+
+test-docker: setup ## build the images and prove `make up` on a real Docker engine (starts one, as root, if none answers)
+	deploy/docker/engine.sh
+	$(VENV_BIN)/pytest -m docker tests/docker
 
 clean-state: ## delete local Kafka and BigQuery data (.state); jars and packages stay
 	rm -rf .state
