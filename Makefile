@@ -14,7 +14,7 @@ DASHBOARD_ASSETS := $(DASHBOARD_DIR)/node_modules/.installed
 export PATH := $(CURDIR)/$(VENV_BIN):$(PATH)
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: help setup prometheus chromium run test test-unit test-integration test-browser lint format schemas bench looker-url docker-prerequisites up down logs test-docker clean-state clean
+.PHONY: help setup prometheus chromium run test test-unit test-integration test-browser test-cluster lint format schemas bench looker-url docker-prerequisites up down logs test-docker clean-state clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ test-integration: setup ## run the integration tests only
 
 test-browser: setup ## run the browser tests only (the dashboard in headless Chromium)
 	$(VENV_BIN)/pytest -m browser
+
+test-cluster: setup ## the Spark standalone and three-broker Kafka tests: executors and brokers SIGKILLed, each record once (about 6 min)
+	$(VENV_BIN)/pytest -m cluster tests/cluster
 
 lint: $(VENV)/.synced ## ruff (lint and format check) and mypy
 	$(VENV_BIN)/ruff check .
@@ -148,3 +151,8 @@ bench: setup ## run the benchmarks against the real local stack and print their 
 
 looker-url: $(VENV)/.synced ## print a Looker Studio link that opens a report on the coinstream views
 	@$(VENV_BIN)/python -m services.dashboard.looker
+
+.PHONY: lint-terraform
+lint-terraform: $(CHECKOV) ## terraform fmt -check and checkov on terraform/ (validate and plan need the provider: docs/gcp.md)
+	terraform fmt -check -recursive -diff terraform
+	BC_SKIP_MAPPING=TRUE $(CHECKOV) --config-file terraform/.checkov.yaml

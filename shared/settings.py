@@ -7,17 +7,30 @@ credentials without passing them around by hand. docs/settings.md has a table of
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
+import re
 import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SPARK_MASTER = re.compile(
+    r"local(\[(\d+|\*)(,\d+)?\])?|spark://[^/\s]+:\d+(,[^/\s]+:\d+)*|k8s://\S+|yarn"
+)
+"""The Spark masters the worker can run on: local threads, standalone, Kubernetes, YARN."""
 
 
 class Settings(BaseSettings):
@@ -38,7 +51,9 @@ class Settings(BaseSettings):
         "first one.",
     )
     kafka_controller_port: int = Field(
-        default=9093, description="KRaft controller port of the local single-node broker."
+        default=9093,
+        description="KRaft controller port of the local broker; with several local brokers, "
+        "broker N uses this port plus N-1.",
     )
     kafka_heap: str = Field(default="512m", description="Java heap size of the local broker.")
     topic_assets: str = Field(default="coincap.assets.v1", description="Topic of asset records.")
@@ -55,6 +70,12 @@ class Settings(BaseSettings):
     topic_replication_factor: int = Field(
         default=1, ge=1, description="Replication factor of each topic, when coinstream creates it."
     )
+    topic_min_insync_replicas: int = Field(
+        default=1,
+        ge=1,
+        description="min.insync.replicas of each topic coinstream creates: with acks=all, how "
+        "many replicas must hold a record before the producer is told it is stored.",
+    )
     topic_retention_hours: int = Field(
         default=168, ge=1, description="Retention of the record topics, in hours."
     )
@@ -63,6 +84,25 @@ class Settings(BaseSettings):
     )
     kafka_compression: Literal["gzip", "none"] = Field(
         default="gzip", description="Producer compression codec."
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="How every coinstream Kafka client connects (ingestors, stream worker and "
+        "its Spark source, control service). A managed Kafka usually wants SASL_SSL.",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="PLAIN", description="SASL mechanism, with a SASL_* security protocol."
+    )
+    kafka_sasl_username: str | None = Field(
+        default=None, description="SASL user name (an API key on some managed services)."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password (an API secret on some managed services)."
+    )
+    kafka_ssl_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the certificate authorities to trust for SSL and SASL_SSL. "
+        "Unset: the system's.",
     )
 
     # --- Warehouse ---------------------------------------------------------------------------
@@ -90,6 +130,12 @@ class Settings(BaseSettings):
     )
     table_partition_expiration_days: int | None = Field(
         default=None, description="Partition expiration of the tables in days; unset keeps all."
+    )
+    warehouse_schema_owner: Literal["worker", "terraform"] | None = Field(
+        default=None,
+        description="Who creates the dataset, tables and views: `worker` (the stream worker, at "
+        "start) or `terraform` (the worker only checks that they match the code, and stops if "
+        "not). Unset: worker on the emulator, terraform on GCP.",
     )
 
     # --- CoinCap -----------------------------------------------------------------------------
@@ -172,6 +218,12 @@ class Settings(BaseSettings):
         description="Spark checkpoint folder (a local path, or gs://bucket/path in the cloud). "
         "Unset: <state_dir>/checkpoints/stream-worker.",
     )
+    gcs_emulator_url: str | None = Field(
+        default=None,
+        description="Cloud Storage endpoint for a gs:// checkpoint, used without credentials "
+        "(a local GCS emulator). Unset: Google Cloud Storage with Application Default "
+        "Credentials.",
+    )
     stream_consumer_group: str = Field(
         default="coinstream-stream-worker",
         description="Kafka consumer group the worker commits processed offsets to, for lag.",
@@ -183,6 +235,44 @@ class Settings(BaseSettings):
         "duplicate; bounds the partitions each MERGE scans.",
     )
     spark_driver_memory: str = Field(default="1g", description="Spark driver memory.")
+    spark_master: str | None = Field(
+        default=None,
+        description="Spark master of the stream worker: local[N], spark://host:port "
+        "(standalone), k8s://https://host:port or yarn. Unset: local[2], or the standalone "
+        "cluster `make run` starts when local_spark_workers is above 0.",
+    )
+    spark_executor_memory: str = Field(
+        default="1g", description="Memory of each Spark executor (on a cluster master)."
+    )
+    spark_executor_cores: int = Field(
+        default=1, ge=1, description="Cores of each Spark executor (on a cluster master)."
+    )
+    spark_executor_instances: int = Field(
+        default=2,
+        ge=1,
+        description="Executors the worker asks a cluster for (standalone: it takes at most "
+        "this many times spark_executor_cores cores). Local masters ignore it.",
+    )
+    spark_conf: dict[str, str] = Field(
+        default_factory=dict,
+        description="Further Spark properties as a JSON object, applied last, e.g. "
+        '{"spark.kubernetes.container.image": "..."}.',
+    )
+    local_spark_workers: int = Field(
+        default=0,
+        ge=0,
+        description="Workers of the Spark standalone cluster `make run` starts on loopback "
+        "(each with one executor of spark_executor_cores and spark_executor_memory); 0 starts "
+        "none.",
+    )
+    local_spark_master_port: int = Field(
+        default=7077,
+        description="Port of the local standalone master; worker N listens on this port plus N.",
+    )
+    local_spark_master_ui_port: int = Field(
+        default=8180,
+        description="Web UI port of the local standalone master; worker N's is this port plus N.",
+    )
     bind_host: str = Field(
         default="127.0.0.1",
         description="Address the services listen on (0.0.0.0 inside containers).",
@@ -281,6 +371,18 @@ class Settings(BaseSettings):
             )
         return value.rstrip("/")
 
+    @field_validator("gcs_emulator_url")
+    @classmethod
+    def _gcs_emulator_url_has_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or parts.port is None:
+            raise ValueError(
+                f"COINSTREAM_GCS_EMULATOR_URL must look like http://127.0.0.1:4443, got {value!r}"
+            )
+        return value.rstrip("/")
+
     @field_validator("asset_ingestor_url", "exchange_ingestor_url", "stream_worker_url")
     @classmethod
     def _component_url_is_http(cls, value: str | None, info: ValidationInfo) -> str | None:
@@ -294,10 +396,80 @@ class Settings(BaseSettings):
             )
         return value.rstrip("/")
 
+    @field_validator("spark_master")
+    @classmethod
+    def _spark_master_is_known(cls, value: str | None) -> str | None:
+        if value is None or SPARK_MASTER.fullmatch(value):
+            return value
+        raise ValueError(
+            "COINSTREAM_SPARK_MASTER must be local[N], spark://host:port, "
+            f"k8s://https://host:port or yarn, got {value!r}"
+        )
+
+    @field_validator("spark_conf", mode="before")
+    @classmethod
+    def _spark_conf_from_json(cls, value: object) -> object:
+        # A JSON string when it comes from a mapping of variables rather than the environment.
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as error:
+                raise ValueError(
+                    f"COINSTREAM_SPARK_CONF must be a JSON object, got {value!r} ({error})"
+                ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _kafka_settings_agree(self) -> Settings:
+        if self.topic_min_insync_replicas > self.topic_replication_factor:
+            raise ValueError(
+                "COINSTREAM_TOPIC_MIN_INSYNC_REPLICAS "
+                f"({self.topic_min_insync_replicas}) is above COINSTREAM_TOPIC_REPLICATION_FACTOR "
+                f"({self.topic_replication_factor}): no record could ever be stored"
+            )
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"COINSTREAM_KAFKA_SECURITY_PROTOCOL is {self.kafka_security_protocol}; set "
+                "COINSTREAM_KAFKA_SASL_USERNAME and COINSTREAM_KAFKA_SASL_PASSWORD too"
+            )
+        return self
+
     @property
     def uses_bigquery_emulator(self) -> bool:
         """True when no GCP project is set, so the warehouse is the local emulator."""
         return self.gcp_project is None
+
+    @property
+    def worker_owns_warehouse_schema(self) -> bool:
+        """True when the stream worker creates the dataset, tables and views at start.
+
+        One owner per environment: on the emulator nothing else would create them; on GCP
+        Terraform creates them from the same generated files, and the worker only checks them.
+        """
+        if self.warehouse_schema_owner is None:
+            return self.uses_bigquery_emulator
+        return self.warehouse_schema_owner == "worker"
+
+    @property
+    def checkpoint_in_cloud_storage(self) -> bool:
+        """True when the Spark checkpoint lives in Cloud Storage (a ``gs://`` location)."""
+        return self.checkpoint_location.startswith("gs://")
+
+    @property
+    def spark_master_url(self) -> str:
+        """The master the stream worker's session connects to (see ``spark_master``)."""
+        if self.spark_master:
+            return self.spark_master
+        if self.local_spark_workers:
+            return f"spark://127.0.0.1:{self.local_spark_master_port}"
+        return "local[2]"
+
+    @property
+    def spark_runs_on_cluster(self) -> bool:
+        """True when executors are processes of their own, not threads of the worker's JVM."""
+        return not self.spark_master_url.startswith("local")
 
     @property
     def warehouse_project(self) -> str:

@@ -1,7 +1,8 @@
 """The jars of the local stack, fetched from Maven Central once by ``make setup``.
 
-Two poms under ``deploy/local/maven/`` name them: the Kafka broker's classpath, and the Spark
-Kafka connector the stream worker loads. After setup, nothing needs the network.
+Three poms under ``deploy/local/maven/`` name them: the Kafka broker's classpath, the Spark
+Kafka connector the stream worker loads, and the Cloud Storage connector it loads for a
+``gs://`` checkpoint. After setup, nothing needs the network.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from deploy.local.errors import StackError
 from deploy.local.kafka_broker import kafka_jars_dir
 from deploy.local.prerequisites import require_command
-from services.stream_worker.jars import spark_kafka_jars_dir
+from services.stream_worker.jars import gcs_connector_jars_dir, spark_kafka_jars_dir
 from shared.settings import PROJECT_ROOT, Settings
 
 MAVEN_DIR = PROJECT_ROOT / "deploy" / "local" / "maven"
@@ -90,10 +91,11 @@ def pyspark_jar_artifacts() -> set[str]:
 
 
 def fetch_stack_jars(settings: Settings) -> None:
-    """The broker's jars, and the connector's where the stream worker looks for them."""
+    """The broker's jars, and the connectors' where the stream worker looks for them."""
     fetch_maven_jars(MAVEN_DIR / "kafka-broker" / "pom.xml", kafka_jars_dir(settings))
     fetch_maven_jars(
         MAVEN_DIR / "spark-kafka" / "pom.xml",
         spark_kafka_jars_dir(settings),
         skip_artifacts=pyspark_jar_artifacts(),
     )
+    fetch_maven_jars(MAVEN_DIR / "gcs-connector" / "pom.xml", gcs_connector_jars_dir(settings))

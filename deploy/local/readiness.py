@@ -1,4 +1,5 @@
-"""Is the local stack up? Waits for the broker and the emulator, and ``make run``'s watcher.
+"""Is the local stack up? Waits for the broker and the emulator, and ``make run``'s watcher
+(which also watches the local Spark cluster, when there is one).
 
 Every process of ``make run`` starts at once; the watcher waits until each answers, prints one
 "ready" line with every address, then reports only changes in health, so the terminal says
@@ -15,6 +16,7 @@ from collections.abc import Callable
 import httpx
 
 from deploy.local.errors import StackError
+from deploy.local.spark_cluster import alive_spark_workers, local_spark_master_ui_url
 from shared.kafka import kafka_answers
 from shared.settings import Settings
 
@@ -96,6 +98,12 @@ def service_health_checks(settings: Settings) -> dict[str, tuple[str, Callable[[
         checks[name] = (url, functools.partial(http_answers, url))
     prometheus_url = f"http://{host}:{settings.prometheus_port}/-/ready"
     checks["Prometheus"] = (prometheus_url, functools.partial(http_answers, prometheus_url))
+    if settings.local_spark_workers:
+        # Healthy when every worker has registered: the master alone runs no executor.
+        checks[f"Spark master with {settings.local_spark_workers} worker(s)"] = (
+            local_spark_master_ui_url(settings),
+            lambda: alive_spark_workers(settings) == settings.local_spark_workers,
+        )
     return checks
 
 

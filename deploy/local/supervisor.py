@@ -11,16 +11,26 @@ import shlex
 import sys
 
 from deploy.local.control_access import control_access_environment
+from deploy.local.kafka_broker import local_kafka_nodes
 from shared.settings import PROJECT_ROOT, Settings
 
 
 def local_processes(settings: Settings) -> dict[str, str]:
     """The processes of the local pipeline, by name, as shell commands for honcho."""
     python = shlex.quote(sys.executable)
-    processes = {
-        "kafka": f"{python} -m deploy.local.stack kafka",
-        "bigquery": f"{python} -m deploy.local.stack bigquery",
-    }
+    stack = f"{python} -m deploy.local.stack"
+    nodes = local_kafka_nodes(settings)
+    if len(nodes) == 1:
+        processes = {"kafka": f"{stack} kafka"}
+    else:
+        processes = {
+            f"kafka-{node.node_id}": f"{stack} kafka --node {node.node_id}" for node in nodes
+        }
+    processes["bigquery"] = f"{stack} bigquery"
+    if settings.local_spark_workers:
+        processes["spark-master"] = f"{stack} spark-master"
+        for number in range(1, settings.local_spark_workers + 1):
+            processes[f"spark-worker-{number}"] = f"{stack} spark-worker --node {number}"
     if settings.uses_coincap_simulator:
         processes["coincap-simulator"] = (
             f"{python} -m services.coincap_simulator --port {settings.coincap_simulator_port}"

@@ -3,7 +3,8 @@
 Per partition: the log end offset (the broker's), the group's committed offset (the next record
 the worker will process), and their difference in records. The lag in seconds is the age of the
 oldest unprocessed record, read from its Kafka timestamp: "how far behind" in the unit an
-analyst cares about, without guessing from rates.
+analyst cares about, without guessing from rates. Each partition also says where it lives now
+(leader, replicas, in-sync replicas), which shows a lost broker as soon as the cluster does.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from aiokafka.errors import KafkaError
 
 from services.control.errors import DependencyUnavailable
 from services.control.models import LagReport, PartitionLag, TopicLag
-from shared.kafka import topic_partitions
+from shared.kafka import describe_partitions, kafka_client_config
 from shared.settings import Settings
 
 TIMESTAMP_READ_SECONDS = 3.0
@@ -31,12 +32,12 @@ async def measure_lag(
     """Lag of ``group`` on ``topics``; raises KafkaError, OSError or TimeoutError when the
     broker does not answer within ``within_seconds``."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_client_config(settings),
         client_id="coinstream-control-lag",
         request_timeout_ms=int(within_seconds * 1000),
     )
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_client_config(settings),
         client_id="coinstream-control-lag",
         enable_auto_commit=False,
         request_timeout_ms=int(within_seconds * 1000),
@@ -45,11 +46,11 @@ async def measure_lag(
         async with asyncio.timeout(within_seconds):
             await admin.start()
             await consumer.start()
-            partitions = await topic_partitions(settings, list(topics), within_seconds)
+            described = await describe_partitions(settings, list(topics), within_seconds)
             every = [
-                TopicPartition(topic, number)
-                for topic, numbers in partitions.items()
-                for number in numbers
+                TopicPartition(topic, each.partition)
+                for topic, partitions in described.items()
+                for each in partitions
             ]
             committed_offsets = await admin.list_consumer_group_offsets(group)
             measured_at = datetime.now(UTC)
@@ -76,7 +77,8 @@ async def measure_lag(
     topic_reports = []
     for topic in topics:
         partition_reports = []
-        for number in partitions.get(topic, []):
+        for replicas in described.get(topic, []):
+            number = replicas.partition
             partition = TopicPartition(topic, number)
             lag = ends[partition] - next_to_process[partition]
             timestamp_ms = oldest.get(partition)
@@ -93,13 +95,16 @@ async def measure_lag(
                     committed_offset=committed[partition],
                     lag_records=lag,
                     lag_seconds=lag_seconds,
+                    leader=replicas.leader,
+                    in_sync_replicas=list(replicas.in_sync_replicas),
+                    replicas=list(replicas.replicas),
                 )
             )
         known_seconds = [p.lag_seconds for p in partition_reports if p.lag_seconds is not None]
         topic_reports.append(
             TopicLag(
                 topic=topic,
-                exists=topic in partitions,
+                exists=topic in described,
                 lag_records=sum(p.lag_records for p in partition_reports),
                 lag_seconds=max(known_seconds) if known_seconds else None,
                 partitions=partition_reports,

@@ -141,6 +141,17 @@ class ControlCollector(Collector):
             "Offset the stream worker's group committed (the next record it will process).",
             labels=labels,
         )
+        in_sync = GaugeMetricFamily(
+            "coinstream_topic_partition_in_sync_replicas",
+            "In-sync replicas of each partition of the record topics (below "
+            "coinstream_topic_partition_replicas while a broker is lost or catching up).",
+            labels=["topic", "partition"],
+        )
+        replicas = GaugeMetricFamily(
+            "coinstream_topic_partition_replicas",
+            "Replicas assigned to each partition of the record topics.",
+            labels=["topic", "partition"],
+        )
         for topic in lag.topics if lag else []:
             for partition in topic.partitions:
                 assert lag is not None
@@ -149,9 +160,11 @@ class ControlCollector(Collector):
                 if partition.lag_seconds is not None:
                     seconds.add_metric(key, partition.lag_seconds)
                 end.add_metric(key[1:], partition.log_end_offset)
+                in_sync.add_metric(key[1:], len(partition.in_sync_replicas))
+                replicas.add_metric(key[1:], len(partition.replicas))
                 if partition.committed_offset is not None:
                     committed.add_metric(key, partition.committed_offset)
-        yield from (records, seconds, end, committed)
+        yield from (records, seconds, end, committed, in_sync, replicas)
 
     @staticmethod
     def _freshness_metrics(freshness: FreshnessReport | None) -> Iterable[Metric]:

@@ -72,6 +72,29 @@ class DependencyCheck(BaseModel):
     seconds: float = Field(description="How long the check took.")
 
 
+class KafkaClusterHealth(BaseModel):
+    """The replication of the record topics, as the cluster's metadata says now."""
+
+    status: Literal["ok", "degraded", "unavailable"] = Field(
+        description="ok: every replica in sync; degraded: a broker is missing or a replica "
+        "lags, but every partition still takes writes; unavailable: a partition has no leader "
+        "or fewer in-sync replicas than min.insync.replicas, so acks=all writes to it fail."
+    )
+    detail: str | None = Field(description="What is wrong, and what to do; null when ok.")
+    brokers: list[int] = Field(description="Ids of the brokers the cluster counts as alive.")
+    missing_brokers: list[int] = Field(
+        description="Ids of brokers that hold replicas of the record topics but are not alive."
+    )
+    partitions: int = Field(description="Partitions of the record topics.")
+    under_replicated_partitions: int = Field(
+        description="Partitions with fewer in-sync replicas than replicas."
+    )
+    unwritable_partitions: int = Field(
+        description="Partitions with no leader, or fewer in-sync replicas than "
+        "COINSTREAM_TOPIC_MIN_INSYNC_REPLICAS."
+    )
+
+
 class Readiness(BaseModel):
     status: Literal["ready", "unready"]
     detail: str | None = Field(
@@ -79,6 +102,11 @@ class Readiness(BaseModel):
     )
     kafka: DependencyCheck
     warehouse: DependencyCheck
+    kafka_cluster: KafkaClusterHealth | None = Field(
+        default=None,
+        description="Replication of the record topics; null when Kafka did not answer. A "
+        "degraded cluster is still ready; an unavailable one is not.",
+    )
 
 
 # --- components -------------------------------------------------------------------------------
@@ -162,6 +190,14 @@ class PartitionLag(BaseModel):
         description="Age of the oldest unprocessed record (now minus its Kafka timestamp); 0 "
         "with no lag; null when it could not be read."
     )
+    leader: int | None = Field(
+        description="The broker serving the partition; null when none can (offline)."
+    )
+    in_sync_replicas: list[int] = Field(
+        description="Brokers holding every acknowledged record; fewer than replicas while a "
+        "broker is lost or catching up."
+    )
+    replicas: list[int] = Field(description="Brokers assigned a copy of the partition.")
 
 
 class TopicLag(BaseModel):

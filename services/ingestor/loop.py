@@ -262,7 +262,12 @@ class Ingestor:
             poll_id,
             len(result.records),
             result.requests,
-            extra={"poll_id": poll_id},
+            # What the poll was (the snapshot's time, its size) for tracing it to the warehouse.
+            extra={
+                "poll_id": poll_id,
+                "source_timestamp_ms": result.timestamp_ms,
+                "records": len(result.records),
+            },
         )
         return poll
 

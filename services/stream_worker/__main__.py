@@ -1,14 +1,21 @@
-"""``python -m services.stream_worker``: the streaming query, until SIGTERM or Ctrl-C."""
+"""``python -m services.stream_worker``: the streaming query, until SIGTERM or Ctrl-C.
+
+A warehouse that differs from the code (``WarehouseIncompatible``) ends the process with exit
+status 2 and one line saying what differs and which ``terraform apply`` to run: restarting
+would not help, so a supervisor should not keep trying.
+"""
 
 from __future__ import annotations
 
 import signal
+import sys
 from types import FrameType
 
 from services.stream_worker.app import serve_in_background
 from services.stream_worker.worker import StreamWorker
 from shared.logging import configure_logging
 from shared.settings import load_settings_or_exit
+from shared.warehouse import WarehouseIncompatible
 
 
 def main() -> None:
@@ -24,6 +31,9 @@ def main() -> None:
     server = serve_in_background(worker, settings.bind_host, settings.stream_worker_port)
     try:
         worker.run()
+    except WarehouseIncompatible as error:
+        print(f"coinstream: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     finally:
         server.should_exit = True
 

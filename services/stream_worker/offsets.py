@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from pyspark.sql import DataFrame
 
+from shared.kafka import kafka_client_config
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class OffsetCommitter:
         partitions = {TopicPartition(topic, partition) for topic, partition in offsets}
         if self._consumer is None:
             self._consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                **kafka_client_config(self.settings),
                 group_id=self.settings.stream_consumer_group,
                 enable_auto_commit=False,
             )

@@ -19,10 +19,17 @@ from datetime import UTC, datetime
 from google.cloud import bigquery
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
-from tenacity import RetryCallState, Retrying, stop_after_delay, wait_exponential
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_not_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from services.stream_worker import metrics
-from services.stream_worker.jars import spark_kafka_jars
+from services.stream_worker.jars import worker_jars
+from services.stream_worker.kafka_source import kafka_source_options
 from services.stream_worker.offsets import OffsetCommitter, next_offsets
 from services.stream_worker.sink import WarehouseSink
 from services.stream_worker.spark import build_spark_session
@@ -38,7 +45,14 @@ from shared.control_state import Desired, DesiredStateThread
 from shared.kafka import ensure_topics, pipeline_topics
 from shared.schemas import ASSETS, EXCHANGES, QUARANTINE
 from shared.settings import Settings
-from shared.warehouse import create_bigquery_client, dataset_id, ensure_views, ensure_warehouse
+from shared.warehouse import (
+    WarehouseIncompatible,
+    check_warehouse,
+    create_bigquery_client,
+    dataset_id,
+    ensure_views,
+    ensure_warehouse,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +62,20 @@ COMPONENT = "stream-worker"
 RESTART_PAUSE_SECONDS = 5.0
 DEPENDENCY_PATIENCE_SECONDS = 300.0
 GRACEFUL_STOP_SECONDS = 60.0
+
+
+def checkpoint_bound_to_this_machine(settings: Settings) -> bool:
+    """True for a checkpoint on a local path while Spark runs on a cluster of other machines.
+
+    Only the driver reads and writes the checkpoint (the query keeps no state on executors),
+    but on a cluster the worker may be started again on another machine, which would find no
+    checkpoint there and start from the earliest offsets.
+    """
+    master = settings.spark_master_url
+    on_this_machine = not settings.spark_runs_on_cluster or any(
+        host in master for host in ("//127.0.0.1:", "//localhost:")
+    )
+    return not on_this_machine and "://" not in settings.checkpoint_location
 
 
 @dataclass
@@ -134,6 +162,9 @@ class StreamWorker:
 
         Under ``make run`` (or compose) every process starts at once, and the broker can take
         longer to come up than the worker; so the worker waits, saying what it waits for.
+        Where the worker owns the warehouse (the emulator) it creates the tables and views;
+        where Terraform does (GCP) it only checks them, and a mismatch (``WarehouseIncompatible``)
+        is raised at once, since no wait will fix it.
         """
 
         def log_wait(state: RetryCallState) -> None:
@@ -146,33 +177,38 @@ class StreamWorker:
         for attempt in Retrying(
             stop=stop_after_delay(DEPENDENCY_PATIENCE_SECONDS),
             wait=wait_exponential(multiplier=1, max=10),
+            retry=retry_if_not_exception_type(WarehouseIncompatible),
             before_sleep=log_wait,
             reraise=True,
         ):
             with attempt:
                 asyncio.run(ensure_topics(self.settings, pipeline_topics(self.settings)))
                 client = create_bigquery_client(self.settings)
-                ensure_warehouse(client, self.settings)
-                ensure_views(client, self.settings)
+                if self.settings.worker_owns_warehouse_schema:
+                    ensure_warehouse(client, self.settings)
+                    ensure_views(client, self.settings)
+                else:
+                    check_warehouse(client, self.settings)
         self.status.last_error = None
         return client
 
     def _setup(self) -> SparkSession:
+        if checkpoint_bound_to_this_machine(self.settings):
+            logger.warning(
+                "the checkpoint %s is a path on this machine, and Spark runs on %s; keep it on "
+                "storage a restarted worker reaches wherever it runs (gs://, hdfs://, a shared "
+                "mount) with COINSTREAM_STREAM_CHECKPOINT_LOCATION",
+                self.settings.checkpoint_location,
+                self.settings.spark_master_url,
+            )
         client = self._prepare_dependencies()
         self._sink = WarehouseSink(self.settings, client)
         self._committer = OffsetCommitter(self.settings)
-        return build_spark_session(self.settings, QUERY_NAME, spark_kafka_jars(self.settings))
+        return build_spark_session(self.settings, QUERY_NAME, worker_jars(self.settings))
 
     def _start_query(self, spark: SparkSession) -> StreamingQuery:
         settings = self.settings
-        messages = (
-            spark.readStream.format("kafka")
-            .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
-            .option("subscribe", f"{settings.topic_assets},{settings.topic_exchanges}")
-            .option("startingOffsets", "earliest")
-            .option("maxOffsetsPerTrigger", settings.stream_max_records_per_batch)
-            .load()
-        )
+        messages = spark.readStream.format("kafka").options(**kafka_source_options(settings)).load()
         query = (
             messages.writeStream.queryName(QUERY_NAME)
             .foreachBatch(self.process_batch)

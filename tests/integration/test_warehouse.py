@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -10,7 +11,16 @@ from google.cloud import bigquery
 
 from shared.schemas import ASSETS, EXCHANGES
 from shared.settings import Settings
-from shared.warehouse import create_bigquery_client, ensure_warehouse, table_id
+from shared.warehouse import (
+    WarehouseIncompatible,
+    check_warehouse,
+    create_bigquery_client,
+    ensure_views,
+    ensure_warehouse,
+    relation_id,
+    table_definition,
+    table_id,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -78,3 +88,49 @@ def test_tiny_prices_and_huge_market_caps_survive_to_15_significant_digits(
     assert same_to_significant_digits(rows[0]["price_usd"], TINY_PRICE, 15)
     assert same_to_significant_digits(rows[0]["market_cap_usd"], HUGE_MARKET_CAP, 15)
     assert rows[0]["max_supply"] is None
+
+
+def test_what_the_worker_creates_passes_the_check_terraform_owners_run(
+    client: bigquery.Client, stack_settings: Settings
+) -> None:
+    ensure_views(client, stack_settings)
+    check_warehouse(client, stack_settings)
+
+
+def test_a_warehouse_unlike_the_code_is_described_in_one_line(stack_settings: Settings) -> None:
+    settings = stack_settings.model_copy(
+        update={"bigquery_dataset": f"compat_{uuid.uuid4().hex[:8]}"}
+    )
+    client = create_bigquery_client(settings)
+    ensure_warehouse(client, settings)
+    ensure_views(client, settings)
+    # An exchanges table made by other hands: volume_usd as text, clustered on the name.
+    other = table_definition(settings, EXCHANGES)
+    other.schema = [
+        bigquery.SchemaField(field.name, "STRING", field.mode)
+        if field.name == "volume_usd"
+        else field
+        for field in other.schema
+    ]
+    other.clustering_fields = ["name"]
+    client.delete_table(other.reference)
+    client.create_table(other)
+    # DROP VIEW: the emulator's tables.delete drops only tables.
+    client.query(f"DROP VIEW `{relation_id(settings, 'assets_latest')}`").result(timeout=15)
+
+    with pytest.raises(WarehouseIncompatible) as raised:
+        check_warehouse(client, settings)
+    assert str(raised.value) == (
+        f"the BigQuery dataset {settings.warehouse_project}.{settings.bigquery_dataset} is not "
+        "what this version of coinstream writes to: table exchanges: column volume_usd is "
+        "STRING, the code writes FLOAT64; table exchanges: it is clustered on name, the code "
+        "expects exchange_id; view assets_latest does not exist; run "
+        "`terraform -chdir=terraform apply` with this version's terraform/ files to bring it up "
+        "to date"
+    )
+
+
+def test_a_missing_dataset_is_named(stack_settings: Settings) -> None:
+    settings = stack_settings.model_copy(update={"bigquery_dataset": "never_created"})
+    with pytest.raises(WarehouseIncompatible, match=r"never_created is not what .*: it does not"):
+        check_warehouse(create_bigquery_client(settings), settings)

@@ -1,13 +1,23 @@
-"""The one schema definition and what is derived from it."""
+"""The one schema definition and what is derived from it: the Terraform schema and view files."""
 
 from __future__ import annotations
 
 import json
+import re
+import textwrap
 
 import pytest
 
 from shared.envelope import ENVELOPE_FIELDS, PollContext
 from shared.schemas import ASSETS, EXCHANGES, TABLES, TERRAFORM_SCHEMA_DIR, json_schema_path
+from shared.settings import Settings
+from shared.warehouse import view_definitions
+from shared.warehouse.view_files import (
+    TERRAFORM_VIEW_DIR,
+    view_file_path,
+    view_file_text,
+    view_names,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -66,3 +76,29 @@ def test_every_coincap_field_maps_to_one_snake_case_column() -> None:
     assert sources["changePercent24Hr"] == "change_percent_24hr"
     assert sources["vwap24Hr"] == "vwap_24hr"
     assert json.loads(ASSETS.json_schema_text())[0]["name"] == "id"
+
+
+@pytest.mark.parametrize("name", view_names())
+def test_terraform_view_files_match_the_view_definitions(name: str) -> None:
+    path = view_file_path(TERRAFORM_VIEW_DIR, name)
+    assert path.is_file() and path.read_text() == view_file_text(name), (
+        f"{path} has drifted from shared/warehouse/views.py; run `make schemas` and commit it"
+    )
+
+
+def test_no_terraform_view_file_is_left_from_a_view_that_is_gone() -> None:
+    assert sorted(path.stem for path in TERRAFORM_VIEW_DIR.glob("*.sql")) == sorted(view_names())
+
+
+def test_view_files_leave_the_dataset_to_terraform() -> None:
+    # The view the worker creates on the emulator is the file with the dataset filled in.
+    settings = Settings(_env_file=None)
+    for name, query in view_definitions(settings).items():
+        rendered = view_file_text(name).replace("${project}", settings.warehouse_project)
+        rendered = rendered.replace("${dataset}", settings.bigquery_dataset)
+        assert rendered.splitlines()[1:] == textwrap.dedent(query).strip().splitlines()
+        # templatefile reads every ${...} and %{...} as its own: only the two names may appear.
+        text = view_file_text(name)
+        assert "%{" not in text
+        assert set(re.findall(r"\$\{([^}]*)\}", text)) == {"project", "dataset"}
+        assert text.count("${") == len(re.findall(r"\$\{([^}]*)\}", text))

@@ -1,14 +1,17 @@
-"""``/healthz`` (the process is alive) and ``/readyz`` (Kafka and the warehouse answer)."""
+"""``/healthz`` (the process is alive) and ``/readyz`` (Kafka and the warehouse answer, and the
+record topics can take writes)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
+from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Response
 
 from services.control.dependencies import FreshnessReaderDep, ResourcesDep, SettingsDep
-from services.control.models import DependencyCheck, Liveness, Readiness
+from services.control.kafka_cluster import kafka_cluster_health
+from services.control.models import DependencyCheck, KafkaClusterHealth, Liveness, Readiness
 from shared.kafka import kafka_answers
 from shared.warehouse import describe_warehouse
 
@@ -32,7 +35,9 @@ async def readyz(
     settings: SettingsDep, freshness: FreshnessReaderDep, response: Response
 ) -> Readiness:
     """200 when Kafka answers a metadata request and the warehouse lists its datasets; 503
-    naming each dependency that does not, with what to do about it."""
+    naming each dependency that does not, with what to do about it. ``kafka_cluster`` says
+    how the record topics are replicated: a lost broker makes it degraded (still ready), a
+    partition that cannot take writes makes it unavailable (503)."""
 
     async def kafka() -> DependencyCheck:
         started = time.monotonic()
@@ -57,13 +62,25 @@ async def readyz(
             seconds=round(time.monotonic() - started, 3),
         )
 
-    kafka_check, warehouse_check = await asyncio.gather(kafka(), warehouse())
+    async def kafka_cluster() -> KafkaClusterHealth | None:
+        topics = (settings.topic_assets, settings.topic_exchanges)
+        try:
+            return await kafka_cluster_health(settings, topics, KAFKA_CHECK_SECONDS)
+        except (KafkaError, OSError, TimeoutError):
+            return None  # the kafka check says why
+
+    kafka_check, warehouse_check, cluster = await asyncio.gather(
+        kafka(), warehouse(), kafka_cluster()
+    )
     failing = [check.detail for check in (kafka_check, warehouse_check) if check.detail]
+    if cluster is not None and cluster.status == "unavailable" and cluster.detail:
+        failing.append(f"Kafka record topics: {cluster.detail}")
     readiness = Readiness(
         status="unready" if failing else "ready",
         detail="; ".join(failing) or None,
         kafka=kafka_check,
         warehouse=warehouse_check,
+        kafka_cluster=cluster,
     )
     if failing:
         response.status_code = 503

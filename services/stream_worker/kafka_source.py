@@ -1,0 +1,55 @@
+"""The options of the worker's Spark Kafka source: which topics, how much per batch, how securely.
+
+The source runs on every executor (the consumers) and on the driver (offset lookups), which on
+a cluster are different machines; so everything it needs travels in these options, and nothing
+refers to a file of the driver's: the certificate authorities go inline (PEM), the SASL
+credentials as a JAAS line. Spark redacts the JAAS line in its logs.
+"""
+
+from __future__ import annotations
+
+from shared.settings import Settings
+
+SASL_LOGIN_MODULES = {
+    "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
+    "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
+    "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule",
+}
+
+
+def _jaas_quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def kafka_security_options(settings: Settings) -> dict[str, str]:
+    """The Kafka client properties for the security settings, prefixed as Spark wants them."""
+    protocol = settings.kafka_security_protocol
+    options: dict[str, str] = {"kafka.security.protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL") and settings.kafka_ssl_ca_file is not None:
+        options |= {
+            "kafka.ssl.truststore.type": "PEM",
+            "kafka.ssl.truststore.certificates": settings.kafka_ssl_ca_file.read_text(),
+        }
+    if protocol.startswith("SASL_"):
+        assert settings.kafka_sasl_username is not None and settings.kafka_sasl_password
+        module = SASL_LOGIN_MODULES[settings.kafka_sasl_mechanism]
+        username = _jaas_quoted(settings.kafka_sasl_username)
+        password = _jaas_quoted(settings.kafka_sasl_password.get_secret_value())
+        options |= {
+            "kafka.sasl.mechanism": settings.kafka_sasl_mechanism,
+            "kafka.sasl.jaas.config": (
+                f"{module} required username={username} password={password};"
+            ),
+        }
+    return options
+
+
+def kafka_source_options(settings: Settings) -> dict[str, str]:
+    """Every option of the worker's ``readStream.format("kafka")``."""
+    return {
+        "kafka.bootstrap.servers": settings.kafka_bootstrap_servers,
+        "subscribe": f"{settings.topic_assets},{settings.topic_exchanges}",
+        "startingOffsets": "earliest",
+        "maxOffsetsPerTrigger": str(settings.stream_max_records_per_batch),
+        **kafka_security_options(settings),
+    }
