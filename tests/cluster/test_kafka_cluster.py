@@ -28,7 +28,6 @@ from shared.kafka import describe_partitions
 from tests.cluster.conftest import KAFKA_CLUSTER_ENVIRONMENT
 from tests.cluster.support import (
     LOG_DIR,
-    StreamWorkerProcess,
     peak_memory_mib,
     process_pid,
     report,
@@ -43,6 +42,7 @@ from tests.conftest import (
     wait_for,
 )
 from tests.integration.control_support import ControlApi, launch, wait_until_answering
+from tests.stream_worker_process import StreamWorkerProcess
 
 pytestmark = pytest.mark.cluster
 

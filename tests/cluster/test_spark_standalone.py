@@ -23,7 +23,6 @@ from deploy.local.cluster_processes import SparkStandalone
 from deploy.local.spark_cluster import spark_cluster_dir
 from tests.cluster.conftest import SPARK_ENVIRONMENT
 from tests.cluster.support import (
-    StreamWorkerProcess,
     child_pids,
     peak_memory_mib,
     process_pid,
@@ -33,6 +32,7 @@ from tests.cluster.support import (
     sample_peaks,
 )
 from tests.conftest import TEST_ENVIRONMENT, LocalStack, offset_port, wait_for
+from tests.stream_worker_process import StreamWorkerProcess
 
 pytestmark = pytest.mark.cluster
 

