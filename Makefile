@@ -14,7 +14,7 @@ DASHBOARD_ASSETS := $(DASHBOARD_DIR)/node_modules/.installed
 export PATH := $(CURDIR)/$(VENV_BIN):$(PATH)
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: help setup prometheus chromium run test test-unit test-integration test-browser test-cluster lint format schemas bench looker-url docker-prerequisites up down logs test-docker clean-state clean
+.PHONY: help setup prometheus chromium run test test-unit test-integration test-browser test-cluster chaos lint format schemas bench looker-url status docker-prerequisites up down logs test-docker clean-state clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -83,6 +83,9 @@ test-browser: setup ## run the browser tests only (the dashboard in headless Chr
 test-cluster: setup ## the Spark standalone and three-broker Kafka tests: executors and brokers SIGKILLed, each record once (about 6 min)
 	$(VENV_BIN)/pytest -m cluster tests/cluster
 
+chaos: setup ## the fault suite: the whole local pipeline under kills, outages and CoinCap fault storms, checked record by record (about 40 min; COINSTREAM_CHAOS_LONG_MINUTES shortens its long run)
+	$(VENV_BIN)/pytest -m 'chaos or integration' tests/chaos
+
 lint: $(VENV)/.synced ## ruff (lint and format check) and mypy
 	$(VENV_BIN)/ruff check .
 	$(VENV_BIN)/ruff format --check .
@@ -148,9 +151,13 @@ bench: setup ## run the benchmarks against the real local stack and print their 
 	$(VENV_BIN)/python -m bench.ingest_throughput
 	$(VENV_BIN)/python -m bench.stream_worker
 	$(VENV_BIN)/python -m bench.dashboard_queries
+	$(VENV_BIN)/python -m bench.backfill
 
-looker-url: $(VENV)/.synced ## print a Looker Studio link that opens a report on the coinstream views
-	@$(VENV_BIN)/python -m services.dashboard.looker
+looker-url: $(VENV)/.synced ## print a Looker Studio link that opens a report on the coinstream views (coinstream looker-url)
+	@$(VENV_BIN)/coinstream looker-url
+
+status: $(VENV)/.synced ## the running pipeline's components, lag and freshness in one table (coinstream status)
+	@$(VENV_BIN)/coinstream status
 
 .PHONY: lint-terraform
 lint-terraform: $(CHECKOV) ## terraform fmt -check and checkov on terraform/ (validate and plan need the provider: docs/gcp.md)

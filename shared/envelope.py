@@ -43,11 +43,16 @@ ENVELOPE_FIELDS: tuple[EnvelopeField, ...] = (
         "string",
         "`coincap` or `coincap-simulator`: simulated data says so all the way down.",
     ),
-    EnvelopeField("endpoint", "string", "The CoinCap listing polled: `assets` or `exchanges`."),
+    EnvelopeField(
+        "endpoint",
+        "string",
+        "The CoinCap endpoint fetched: `assets`, `exchanges`, or `history` (a backfill).",
+    ),
     EnvelopeField(
         "source_timestamp",
         "integer",
-        "When CoinCap produced the response (its `timestamp` field).",
+        "When CoinCap produced the response (its `timestamp` field); for a history point, "
+        "the point's time.",
         column_type="TIMESTAMP",
         required=True,
     ),

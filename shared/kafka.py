@@ -68,7 +68,8 @@ def kafka_client_config(settings: Settings) -> dict[str, Any]:
 
 
 def pipeline_topics(settings: Settings) -> list[TopicSpec]:
-    """The record topics and the dead-letter topic, as the settings describe them."""
+    """The record topics (assets, exchanges, backfilled history) and the dead-letter topic, as
+    the settings describe them."""
     record_topic = (settings.topic_partitions, settings.topic_replication_factor)
     min_insync = settings.topic_min_insync_replicas
     return [
@@ -80,6 +81,12 @@ def pipeline_topics(settings: Settings) -> list[TopicSpec]:
         ),
         TopicSpec(
             settings.topic_exchanges,
+            *record_topic,
+            settings.topic_retention_hours,
+            min_insync_replicas=min_insync,
+        ),
+        TopicSpec(
+            settings.topic_history,
             *record_topic,
             settings.topic_retention_hours,
             min_insync_replicas=min_insync,

@@ -1,7 +1,8 @@
 """The one definition of the asset and exchange tables; every other schema is derived from it.
 
 The BigQuery table schema, the stream worker's typed columns and the JSON schema files that
-Terraform reads (``terraform/schemas/*.json``) all come from ``ASSETS`` and ``EXCHANGES`` below,
+Terraform reads (``terraform/schemas/*.json``) all come from ``ASSETS``, ``EXCHANGES`` and
+``ASSET_HISTORY`` below,
 and a test fails when a generated file drifts from them (``make schemas`` rewrites the files).
 The columns every record table shares come from the message envelope's one definition
 (``shared.envelope``).
@@ -64,6 +65,8 @@ class TableSchema:
     merge_key_columns: tuple[str, ...] = ()
     """What makes a row the same row; a re-run micro-batch adds nothing whose key is there.
     Empty means (key column, ``source_timestamp``)."""
+    cluster_columns: tuple[str, ...] = ()
+    """What BigQuery clusters the table on; empty means the key column alone."""
 
     @property
     def source_key_field(self) -> str:
@@ -74,7 +77,7 @@ class TableSchema:
 
     @property
     def clustering_columns(self) -> list[str]:
-        return [self.key_column]
+        return list(self.cluster_columns) or [self.key_column]
 
     @property
     def dedup_columns(self) -> tuple[str, ...]:
@@ -123,7 +126,8 @@ _ENVELOPE_COLUMNS = (
     Column(
         "processing_timestamp",
         ColumnType.TIMESTAMP,
-        "When the stream worker processed the record; the table is partitioned on it by day.",
+        "When the stream worker processed the record; assets and exchanges are partitioned on it "
+        "by day.",
         required=True,
     ),
 )
@@ -225,6 +229,47 @@ EXCHANGES = TableSchema(
     ),
 )
 
+ASSET_HISTORY = TableSchema(
+    table="asset_history",
+    key_column="id",
+    description="CoinCap /assets/{id}/history points from `coinstream backfill`, one row per "
+    "asset, interval and point in time.",
+    # Partitioned by day on the point's own time, so a chart of one asset over a range reads
+    # only that range's days, and clustered on (id, interval) so it reads only that asset's
+    # blocks. Day rather than month: the sink's MERGE looks back from the batch's oldest point
+    # by ``time`` and prunes to the days it touches, every other table is daily (one expiration
+    # rule, one Terraform block), and all of CoinCap's history (2013 on, under 5,000 days) fits
+    # within BigQuery's 10,000 partitions a table.
+    partition_column="time",
+    cluster_columns=("id", "interval"),
+    merge_key_columns=("id", "interval", "time"),
+    columns=(
+        Column("id", ColumnType.STRING, "CoinCap asset id, e.g. bitcoin.", True, "id"),
+        Column(
+            "interval",
+            ColumnType.STRING,
+            "CoinCap history interval of the point: m1, m5, m15, m30, h1, h2, h6, h12 or d1.",
+            True,
+            "interval",
+        ),
+        Column(
+            "time",
+            ColumnType.TIMESTAMP,
+            "The point's time; the table is partitioned on it by day.",
+            True,
+            "time",
+        ),
+        Column("price_usd", ColumnType.FLOAT64, "Price in USD.", source_field="priceUsd"),
+        Column(
+            "circulating_supply",
+            ColumnType.FLOAT64,
+            "Circulating supply at that time.",
+            source_field="circulatingSupply",
+        ),
+        *_ENVELOPE_COLUMNS,
+    ),
+)
+
 QUARANTINE = TableSchema(
     table="quarantine",
     key_column="topic",
@@ -246,8 +291,8 @@ QUARANTINE = TableSchema(
     ),
 )
 
-RECORD_TABLES: tuple[TableSchema, ...] = (ASSETS, EXCHANGES)
-TABLES: tuple[TableSchema, ...] = (ASSETS, EXCHANGES, QUARANTINE)
+RECORD_TABLES: tuple[TableSchema, ...] = (ASSETS, EXCHANGES, ASSET_HISTORY)
+TABLES: tuple[TableSchema, ...] = (ASSETS, EXCHANGES, ASSET_HISTORY, QUARANTINE)
 
 
 def json_schema_path(directory: Path, schema: TableSchema) -> Path:

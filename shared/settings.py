@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     topic_exchanges: str = Field(
         default="coincap.exchanges.v1", description="Topic of exchange records."
     )
+    topic_history: str = Field(
+        default="coincap.asset_history",
+        description="Topic of backfilled asset history points (`coinstream backfill`).",
+    )
     topic_deadletter: str = Field(
         default="coincap.deadletter.v1",
         description="Topic of records that failed validation, with the reason.",
@@ -160,6 +164,12 @@ class Settings(BaseSettings):
     coincap_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Timeout of one CoinCap HTTP request."
     )
+    coincap_max_response_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="Largest CoinCap response body read; a larger one is refused (counted, "
+        "reading stops at the limit) instead of filling memory.",
+    )
     coincap_max_retries: int = Field(
         default=5, ge=0, description="Retries of a CoinCap request on 5xx, 429, connection errors."
     )
@@ -171,6 +181,13 @@ class Settings(BaseSettings):
     )
     coincap_credits_per_call: float = Field(
         default=1.0, gt=0, description="CoinCap credits one API call costs."
+    )
+    backfill_max_points_per_window: int = Field(
+        default=2000,
+        ge=1,
+        description="Most history points one `coinstream backfill` request asks CoinCap for: "
+        "a range is split into windows of this many intervals (CoinCap's limit is not "
+        "documented reliably; lower it if CoinCap answers a window with an error).",
     )
     poll_interval_seconds: float | None = Field(
         default=None,
@@ -188,7 +205,7 @@ class Settings(BaseSettings):
         default=100_000,
         ge=1,
         description="Records an ingestor holds while Kafka is unreachable; beyond it the oldest "
-        "polls are dropped, counted and logged.",
+        "polls are dropped, counted and logged. At least COINSTREAM_COINCAP_PAGE_LIMIT.",
     )
     shutdown_flush_seconds: float = Field(
         default=30.0,
@@ -231,8 +248,22 @@ class Settings(BaseSettings):
     stream_dedup_horizon_hours: int = Field(
         default=48,
         ge=1,
-        description="How far back (by processing time) a micro-batch looks for rows it would "
-        "duplicate; bounds the partitions each MERGE scans.",
+        description="Slack of the MERGE's look-back: a micro-batch looks for rows it would "
+        "duplicate among those processed since its oldest record's source time minus this "
+        "(clock skew), so a replay of old records stays exactly once; bounds the partitions "
+        "each MERGE scans.",
+    )
+    stream_fail_on_data_loss: bool = Field(
+        default=False,
+        description="Stop the stream worker when Kafka deleted records it had not read yet "
+        "(retention ran past it). False: go on, counting each lost range in a metric, a log "
+        "line and a quarantine row.",
+    )
+    worker_fault_point: Literal["after-merge", "after-commit"] | None = Field(
+        default=None,
+        description="Fault injection, for tests only: SIGKILL the stream worker (Spark's JVM "
+        "and itself) in its first batch with rows, after the warehouse MERGE (after-merge) or "
+        "after the Kafka offset commit (after-commit), before Spark commits the batch.",
     )
     spark_driver_memory: str = Field(default="1g", description="Spark driver memory.")
     spark_master: str | None = Field(
@@ -293,6 +324,18 @@ class Settings(BaseSettings):
         description="Let the control service run with no token, mutating endpoints open to "
         "anyone who reaches it; honoured only when COINSTREAM_BIND_HOST is a loopback address.",
     )
+    control_allowed_hosts: str = Field(
+        default="",
+        description="Host names, comma-separated, under which the control service accepts "
+        "commands besides localhost, 127.0.0.1, ::1 and the bind address (e.g. its DNS name "
+        "behind a proxy); any other Host header is refused (DNS rebinding).",
+    )
+    control_answer_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long the control service reuses one measurement of /lag, /freshness "
+        "and /readyz for every request (at most one measurement of each runs at a time).",
+    )
     topic_control: str = Field(
         default="coinstream.control.v1",
         description="Compacted topic of the desired state of each component (key: component).",
@@ -323,6 +366,11 @@ class Settings(BaseSettings):
         description="Where the control service reaches the stream worker. Unset: "
         "http://127.0.0.1:<stream_worker_port>.",
     )
+    control_url: str | None = Field(
+        default=None,
+        description="Where the `coinstream` command reaches the control service. Unset: "
+        "http://127.0.0.1:<control_port>.",
+    )
     prometheus_port: int = Field(
         default=9090, description="Port of the Prometheus that `make run` starts."
     )
@@ -345,6 +393,18 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(
         default=PROJECT_ROOT / ".cache",
         description="Where setup puts downloaded jars; runs after setup need no network.",
+    )
+    run_restart_limit: int = Field(
+        default=5,
+        ge=1,
+        description="`make run` restarts a process that exits, with delays growing from 1 s to "
+        "30 s, and stops everything when one exits this many times within "
+        "run_restart_window_seconds.",
+    )
+    run_restart_window_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="The window in which run_restart_limit exits of one process stop `make run`.",
     )
     log_level: str = Field(default="INFO", description="Log level of every coinstream service.")
 
@@ -383,7 +443,9 @@ class Settings(BaseSettings):
             )
         return value.rstrip("/")
 
-    @field_validator("asset_ingestor_url", "exchange_ingestor_url", "stream_worker_url")
+    @field_validator(
+        "asset_ingestor_url", "exchange_ingestor_url", "stream_worker_url", "control_url"
+    )
     @classmethod
     def _component_url_is_http(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
@@ -433,6 +495,19 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"COINSTREAM_KAFKA_SECURITY_PROTOCOL is {self.kafka_security_protocol}; set "
                 "COINSTREAM_KAFKA_SASL_USERNAME and COINSTREAM_KAFKA_SASL_PASSWORD too"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _ingest_buffer_holds_a_poll(self) -> Settings:
+        # A buffer smaller than one page of records would drop every poll that arrives while
+        # the one before it is still being delivered: all of them while Kafka is down.
+        if self.ingest_buffer_max_records < self.coincap_page_limit:
+            raise ValueError(
+                f"COINSTREAM_INGEST_BUFFER_MAX_RECORDS ({self.ingest_buffer_max_records}) is "
+                f"smaller than one poll's page of records (COINSTREAM_COINCAP_PAGE_LIMIT, "
+                f"{self.coincap_page_limit}), so polls would be dropped whenever Kafka is slow; "
+                f"raise it to at least {self.coincap_page_limit}"
             )
         return self
 
@@ -518,6 +593,13 @@ class Settings(BaseSettings):
             "stream-worker": self.stream_worker_url
             or f"http://127.0.0.1:{self.stream_worker_port}",
         }
+
+    @property
+    def control_allowed_host_names(self) -> list[str]:
+        """COINSTREAM_CONTROL_ALLOWED_HOSTS as lower-case names."""
+        return [
+            name.strip().lower() for name in self.control_allowed_hosts.split(",") if name.strip()
+        ]
 
     @property
     def bind_host_is_loopback(self) -> bool:

@@ -1,12 +1,12 @@
-# The warehouse: one dataset, and the three tables the stream worker writes. Their schemas are
+# The warehouse: one dataset, and the four tables the stream worker writes. Their schemas are
 # the JSON files `make schemas` generates from shared/schemas.py, and tests/unit/test_terraform.py
 # holds the partitioning and clustering below to the same definitions.
 
 locals {
   partition_expiration_ms = var.partition_expiration_days == null ? null : var.partition_expiration_days * 24 * 60 * 60 * 1000
 
-  # By table: what it clusters on (its key), the column it is partitioned on by day, and its
-  # description, as shared/schemas.py defines them.
+  # By table: what it clusters on (its key; id and interval for history), the column it is
+  # partitioned on by day, and its description, as shared/schemas.py defines them.
   tables = {
     assets = {
       clustering       = ["id"]
@@ -17,6 +17,11 @@ locals {
       clustering       = ["exchange_id"]
       partition_column = "processing_timestamp"
       description      = "CoinCap /exchanges snapshots, one row per exchange per poll."
+    }
+    asset_history = {
+      clustering       = ["id", "interval"]
+      partition_column = "time"
+      description      = "CoinCap /assets/{id}/history points from `coinstream backfill`, one row per asset, interval and point in time."
     }
     quarantine = {
       clustering       = ["topic"]

@@ -1,10 +1,10 @@
 """The native local stack: a real Kafka broker and the BigQuery emulator as local processes.
 
 For machines without Docker, and for the test suite. ``make run`` runs the whole pipeline
-through honcho; tests start the same commands as subprocesses. Subcommands:
+under its supervisor; tests start the same commands as subprocesses. Subcommands:
 
     python -m deploy.local.stack setup      fetch jars (Maven), place DuckDB extensions
-    python -m deploy.local.stack run        the whole local pipeline under honcho (`make run`)
+    python -m deploy.local.stack run        the whole local pipeline, supervised (`make run`)
     python -m deploy.local.stack kafka      run the broker in the foreground (formats on first
                                             run); --node N: node N of a several-node cluster
     python -m deploy.local.stack bigquery   run the BigQuery emulator in the foreground

@@ -11,7 +11,7 @@ from services.coincap_simulator.dependencies import SimulatorState
 from services.coincap_simulator.faults import Fault, FaultQueue
 from services.coincap_simulator.market import SimulatedMarket, load_universe
 from services.coincap_simulator.models import RequestStats
-from services.coincap_simulator.routes import coincap, simulator
+from services.coincap_simulator.routes import coincap, served, simulator
 
 
 def create_app(
@@ -44,4 +44,5 @@ def create_app(
     )
     app.include_router(coincap.router)
     app.include_router(simulator.router)
+    app.include_router(served.router)
     return app

@@ -9,22 +9,25 @@ Set them with ``--fault JSON`` (repeatable) or ``POST /_simulator/faults`` with 
     {"mode": "malformed_json", "count": 1}                 200 with a truncated JSON body
     {"mode": "missing_id", "count": 1}                     the first record lacks id/exchangeId
     {"mode": "retired_v2", "count": 1}                     200 with the v2 retirement payload
+    {"mode": "oversized_body", "size_bytes": 10000000}     200 with a body of that many bytes
 
-Every knob also takes ``"endpoint": "assets" | "exchanges"`` to affect one endpoint only.
+Every knob also takes ``"endpoint": "assets" | "exchanges" | "history"`` to affect one endpoint
+only (``history`` is ``/assets/{id}/history``).
 ``count`` is how many requests it affects (default 1; quota_exhausted defaults to until cleared;
 ``null`` means until cleared). Knobs form a queue: each /v3 request (after the API-key check)
 takes the first knob that matches its endpoint, so ``rate_limit`` x2 then ``server_error`` x1
-answers 429, 429, 500, then normally. ``DELETE /_simulator/faults`` clears them all.
+answers 429, 429, 500, then normally. ``DELETE /_simulator/faults`` clears them all. The queue
+holds at most ``MAX_QUEUED_FAULTS`` knobs; adding one more answers 409.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal, Self
 
-from fastapi import Response
-from fastapi.responses import JSONResponse
+from fastapi import HTTPException, Response, status
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.coincap_simulator.models import Endpoint, error_response, retirement_notice
@@ -37,10 +40,16 @@ FaultMode = Literal[
     "malformed_json",
     "missing_id",
     "retired_v2",
+    "oversized_body",
 ]
 
-RECORD_KEYS: dict[Endpoint, str] = {"assets": "id", "exchanges": "exchangeId"}
-"""The field that names a record, which ``missing_id`` drops."""
+MAX_QUEUED_FAULTS = 1000
+"""More knobs than any test needs; a script adding them in a loop gets a 409, not a leak."""
+
+_PADDING_CHUNK_BYTES = 64 * 1024
+
+RECORD_KEYS: dict[Endpoint, str] = {"assets": "id", "exchanges": "exchangeId", "history": "time"}
+"""The field that names a record, which ``missing_id`` drops (a history point's ``time``)."""
 
 
 class Fault(BaseModel):
@@ -53,6 +62,7 @@ class Fault(BaseModel):
     retry_after: float | None = Field(default=None, ge=0)
     seconds: float = Field(default=1.0, ge=0, le=600)
     status: int = Field(default=500, ge=500, le=599)
+    size_bytes: int = Field(default=10_000_000, ge=1, le=100_000_000)
     endpoint: Endpoint | None = None
 
     @model_validator(mode="after")
@@ -75,13 +85,30 @@ class ClearedFaults(BaseModel):
     faults: list[Fault] = Field(default_factory=list)
 
 
+class FaultQueueFull(HTTPException):
+    """The queue holds ``MAX_QUEUED_FAULTS`` knobs already: a 409 saying what to do."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            status.HTTP_409_CONFLICT,
+            detail=f"the simulator already holds {MAX_QUEUED_FAULTS} fault knobs; clear them "
+            "(DELETE /_simulator/faults) or use count to repeat one knob",
+        )
+
+
 class FaultQueue:
-    """The active fault knobs, taken in order by the requests they match."""
+    """The active fault knobs, taken in order by the requests they match; at most
+    ``MAX_QUEUED_FAULTS`` of them."""
 
     def __init__(self, faults: Sequence[Fault] = ()) -> None:
-        self._faults = [fault.model_copy() for fault in faults]
+        self._faults: list[Fault] = []
+        for fault in faults:
+            self.add(fault)
 
     def add(self, fault: Fault) -> None:
+        """Queue ``fault``; FaultQueueFull (a 409) when the queue is full."""
+        if len(self._faults) >= MAX_QUEUED_FAULTS:
+            raise FaultQueueFull()
         self._faults.append(fault.model_copy())
 
     def clear(self) -> int:
@@ -132,7 +159,25 @@ def replacement_response(fault: Fault | None, timestamp_ms: int) -> Response | N
         return Response(truncated, status_code=200, media_type="application/json")
     if fault.mode == "retired_v2":
         return JSONResponse(retirement_notice(timestamp_ms))
+    if fault.mode == "oversized_body":
+        return StreamingResponse(
+            _oversized_body(fault.size_bytes, timestamp_ms), media_type="application/json"
+        )
     return None
+
+
+async def _oversized_body(size_bytes: int, timestamp_ms: int) -> AsyncIterator[bytes]:
+    """A valid envelope padded to ``size_bytes``, sent in chunks so the simulator holds none
+    of it: a client that stops reading stops the sending."""
+    head = f'{{"timestamp": {timestamp_ms}, "data": [], "padding": "'.encode()
+    tail = b'"}'
+    yield head
+    remaining = max(0, size_bytes - len(head) - len(tail))
+    while remaining > 0:
+        chunk = min(remaining, _PADDING_CHUNK_BYTES)
+        yield b"x" * chunk
+        remaining -= chunk
+    yield tail
 
 
 def altered_records(

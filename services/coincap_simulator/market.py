@@ -5,6 +5,10 @@ seeded random walk (stablecoins stay near 1), market cap is price x supply, asse
 market cap, exchange volumes wander with ``percentTotalVolume`` summing to 100, and ``timestamp``
 is the tick's time. A tick that comes after a long idle spell moves the market once, by as much as
 the missed ticks would have together. Names are real (``universe.json``); numbers are made up.
+
+The market also logs its prices, at most once a minute, so that ``/assets/{id}/history`` can
+answer for the time it has been running with the prices it really had (``history.py`` makes up
+the time before it started).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from bisect import bisect_right
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from pathlib import Path
@@ -27,6 +32,9 @@ _VOLUME_VOLATILITY_PER_TICK = 0.002
 _STABLECOIN_NOISE_PER_TICK = 0.0002
 _VWAP_WEIGHT_PER_TICK = 0.05
 _PEG_PULL_PER_TICK = 0.05
+_PRICE_LOG_SPACING_MS = 60_000
+_PRICE_LOG_MAX_ENTRIES = 7 * 24 * 60
+"""A week of minutes; older entries are dropped and history before them reads the oldest kept."""
 
 
 def decimal_text(value: Decimal, places: int) -> str:
@@ -60,6 +68,16 @@ class _Asset:
             return self.price * self.supply
 
 
+@dataclass(frozen=True)
+class HistoryAnchor:
+    """Where an asset's made-up past meets the market: its price when the market started."""
+
+    started_at_ms: int
+    start_price: Decimal
+    supply: Decimal
+    stablecoin: bool
+
+
 @dataclass
 class _Exchange:
     exchange_id: str
@@ -90,7 +108,14 @@ class SimulatedMarket:
         self._exchanges = [self._new_exchange(item) for item in universe["exchanges"]]
         self.assets: list[dict[str, Any]] = []
         self.exchanges: list[dict[str, Any]] = []
+        self._anchors = {
+            asset.id: HistoryAnchor(self.timestamp_ms, asset.price, asset.supply, asset.stablecoin)
+            for asset in self._assets
+        }
+        self._price_log_times: list[int] = []
+        self._price_log: list[dict[str, Decimal]] = []
         self._render()
+        self._log_prices()
 
     @property
     def tick_seconds(self) -> float:
@@ -110,6 +135,28 @@ class SimulatedMarket:
         self._step(ticks=tick - self._tick)
         self._tick = tick
         self._render()
+        self._log_prices()
+
+    def history_anchor(self, asset_id: str) -> HistoryAnchor | None:
+        """The asset's price and supply when the market started; None for an unknown id."""
+        return self._anchors.get(asset_id)
+
+    def logged_price(self, asset_id: str, time_ms: int) -> Decimal | None:
+        """The price the asset had at ``time_ms`` (the last logged minute at or before it);
+        None before the market started. Fixed once the market has moved past ``time_ms``."""
+        if time_ms < self._anchors[asset_id].started_at_ms:
+            return None
+        index = max(bisect_right(self._price_log_times, time_ms) - 1, 0)
+        return self._price_log[index][asset_id]
+
+    def _log_prices(self) -> None:
+        now_ms = self.timestamp_ms
+        if self._price_log_times and now_ms - self._price_log_times[-1] < _PRICE_LOG_SPACING_MS:
+            return
+        self._price_log_times.append(now_ms)
+        self._price_log.append({asset.id: asset.price for asset in self._assets})
+        if len(self._price_log) > _PRICE_LOG_MAX_ENTRIES:
+            del self._price_log_times[0], self._price_log[0]
 
     def _new_asset(self, item: dict[str, Any]) -> _Asset:
         stablecoin = bool(item.get("stablecoin", False))

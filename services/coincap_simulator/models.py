@@ -8,8 +8,9 @@ from typing import Any, Literal
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-Endpoint = Literal["assets", "exchanges"]
-"""The /v3 listings the simulator serves, and a fault knob may target."""
+Endpoint = Literal["assets", "exchanges", "history"]
+"""The /v3 endpoints the simulator serves (``history``: ``/assets/{id}/history``), and a fault
+knob may target."""
 
 V2_RETIREMENT_NOTICE = (
     "We are deprecating this version of the CoinCap API on March 31, 2025. "
@@ -60,7 +61,8 @@ class RequestStats(BaseModel):
     statuses: dict[Endpoint, dict[str, int]] = Field(default_factory=dict)
 
     def count_request(self, endpoint: Endpoint) -> None:
-        self.requests[endpoint] += 1
+        # History is counted from its first request on, so listings-only stats stay as they were.
+        self.requests[endpoint] = self.requests.get(endpoint, 0) + 1
 
     def count_status(self, endpoint: Endpoint, status_code: int) -> None:
         answered = self.statuses.setdefault(endpoint, {})

@@ -17,8 +17,10 @@ from services.control.desired_state_writer import DesiredStateWriter
 from services.control.errors import install_error_handlers
 from services.control.freshness import FreshnessReader
 from services.control.metrics import MetricsRefresher, control_collector
+from services.control.readiness import measure_readiness
 from services.control.routes import components, freshness, health, lag
 from services.control.security import check_access_settings
+from services.control.shared_answer import SharedAnswer
 from shared.control_state import DesiredStateWatcher
 from shared.metrics import metrics_endpoint
 from shared.settings import Settings
@@ -33,10 +35,11 @@ worker.
 - **Reading** (`GET`) needs no token: health, each component's desired and observed state, the
   stream worker's consumer lag and the warehouse's freshness.
 - **Commands** (`PUT .../pause|resume|stop|start`, `POST .../restart`) need
-  `Authorization: Bearer <COINSTREAM_CONTROL_API_TOKEN>`. They answer 202 once the new desired
-  state is stored in the compacted Kafka topic `coinstream.control.v1`; the component acts on
-  it within seconds, and keeps it across restarts of itself and of this service. Repeating a
-  command changes nothing.
+  `Authorization: Bearer <COINSTREAM_CONTROL_API_TOKEN>`, a local (or configured) `Host`, and
+  no `Origin` but this service's own (403 otherwise: no web page may command the pipeline).
+  They answer 202 once the new desired state is stored in the compacted Kafka topic
+  `coinstream.control.v1`; the component acts on it within seconds, and keeps it across
+  restarts of itself and of this service. Repeating a command changes nothing.
 
 Errors answer `{"detail": "..."}` saying what is wrong and what to do.
 """
@@ -52,12 +55,18 @@ def create_app(settings: Settings) -> FastAPI:
         writer = DesiredStateWriter(settings)
         async with httpx.AsyncClient() as http:
             registry = ComponentRegistry(settings, watcher, writer, http)
+            freshness_reader = FreshnessReader(settings, create_bigquery_client(settings))
             resources = ControlResources(
                 settings=settings,
                 open_access=open_access,
                 components=registry,
                 lag=LagReader(settings),
-                freshness=FreshnessReader(settings, create_bigquery_client(settings)),
+                freshness=freshness_reader,
+                readiness=SharedAnswer(
+                    "readiness",
+                    lambda: measure_readiness(settings, freshness_reader),
+                    settings.control_answer_cache_seconds,
+                ),
             )
             app.state.resources = resources
             refresher = MetricsRefresher(

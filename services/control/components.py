@@ -6,6 +6,7 @@ another, with Kafka Connect's semantics: asynchronous, idempotent, persisted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,7 @@ from shared.control_state import (
     DesiredStateWatcher,
 )
 from shared.settings import Settings
+from shared.supervised_processes import read_supervisor_report, supervisor_report_path
 
 logger = logging.getLogger(__name__)
 
@@ -106,14 +108,19 @@ class ComponentRegistry:
         watcher: DesiredStateWatcher,
         writer: DesiredStateWriter,
         http: httpx.AsyncClient,
+        read_back_seconds: float = KAFKA_WRITE_SECONDS,
     ) -> None:
         self.settings = settings
         self.watcher = watcher
         self.writer = writer
         self.http = http
         self.urls = settings.component_urls
+        self.read_back_seconds = read_back_seconds
         # One command at a time, so that two requests cannot both decide from the same state.
         self._commands = asyncio.Lock()
+        # Our newest write (partition, offset) while the watcher has not read it back: until it
+        # has, the watcher's view predates that command, and nothing may be planned from it.
+        self._unconfirmed: tuple[int, int] | None = None
 
     def require_known(self, name: str) -> str:
         if name not in COMPONENTS:
@@ -149,6 +156,8 @@ class ComponentRegistry:
         desired = self.watcher.get(name)
         health_url = f"{self.urls[name]}/healthz"
         observed, health = await self._probe(health_url)
+        report = read_supervisor_report(supervisor_report_path(self.settings))
+        supervised = report.processes.get(name) if report else None
         return ComponentStatus(
             name=name,
             desired_state=desired.state,
@@ -165,6 +174,8 @@ class ComponentRegistry:
             last_error=redact(_text(health.get("last_error")), self.settings),
             last_error_at=_time(health.get("last_error_at")),
             checked_at=datetime.now(UTC),
+            restarts=supervised.restarts if supervised else None,
+            last_exit_status=supervised.last_exit_status if supervised else None,
         )
 
     async def _probe(self, url: str) -> tuple[ObservedState, dict[str, Any]]:
@@ -198,6 +209,7 @@ class ComponentRegistry:
         self.require_known(name)
         await self.require_desired_states()  # nothing is changed before they are known
         async with self._commands:
+            await self._require_own_writes_read()
             current = self.watcher.get(name)
             state, generation = plan_command(current, command)
             changed = (state, generation) != (current.state, current.restart_generation)
@@ -244,12 +256,29 @@ class ComponentRegistry:
                 f"({type(error).__name__}); it may not have been recorded: check GET "
                 f"/components/{desired.component} and retry when GET /readyz answers 200"
             ) from None
-        # Read our own write, so that GET /components shows it at once.
+        # Read our own write, so that GET /components shows it at once, and the next command
+        # is planned from it.
+        self._unconfirmed = (partition, offset)
+        with contextlib.suppress(DependencyUnavailable):  # stored; the next command waits
+            await self._require_own_writes_read()
+
+    async def _require_own_writes_read(self) -> None:
+        """Return once the watcher has read our newest write back; DependencyUnavailable (503,
+        nothing applied) if it has not within ``read_back_seconds``: a command planned from
+        the older view could contradict the one just acknowledged."""
+        if self._unconfirmed is None:
+            return
+        partition, offset = self._unconfirmed
         try:
-            async with asyncio.timeout(KAFKA_WRITE_SECONDS):
+            async with asyncio.timeout(self.read_back_seconds):
                 await self.watcher.wait_for_offset(partition, offset)
         except TimeoutError:
-            pass  # stored; the view catches up by itself
+            raise DependencyUnavailable(
+                f"refused, nothing changed: the control service has not yet read back its "
+                f"previous command (offset {offset} of {self.settings.topic_control}), so its "
+                "view of the desired states is stale; retry when GET /readyz answers 200"
+            ) from None
+        self._unconfirmed = None
 
 
 def _time(value: Any) -> datetime | None:

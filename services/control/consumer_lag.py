@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 
 from services.control.errors import DependencyUnavailable
 from services.control.models import LagReport, PartitionLag, TopicLag
+from services.control.shared_answer import SharedAnswer
 from shared.kafka import describe_partitions, kafka_client_config
 from shared.settings import Settings
 
@@ -146,8 +147,13 @@ class LagReader:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.topics = (settings.topic_assets, settings.topic_exchanges)
+        self.answer = SharedAnswer("lag", self._measure, settings.control_answer_cache_seconds)
 
     async def report(self) -> LagReport:
+        """The lag; one measurement at a time, shared by the requests of a second or two."""
+        return await self.answer.get()
+
+    async def _measure(self) -> LagReport:
         try:
             return await measure_lag(
                 self.settings, self.settings.stream_consumer_group, self.topics

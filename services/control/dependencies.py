@@ -18,7 +18,10 @@ from services.control.components import ComponentRegistry
 from services.control.consumer_lag import LagReader
 from services.control.freshness import FreshnessReader
 from services.control.metrics import AUTH_FAILURES
+from services.control.models import Readiness
+from services.control.request_origin import origin_refusal
 from services.control.security import token_matches
+from services.control.shared_answer import SharedAnswer
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -33,6 +36,7 @@ class ControlResources:
     components: ComponentRegistry
     lag: LagReader
     freshness: FreshnessReader
+    readiness: SharedAnswer[Readiness]
 
 
 def get_resources(request: Request) -> ControlResources:
@@ -70,6 +74,18 @@ bearer = HTTPBearer(
     description="COINSTREAM_CONTROL_API_TOKEN (with `make run`: the contents of "
     ".state/control-token).",
 )
+
+
+def require_local_origin(resources: ResourcesDep, request: Request) -> None:
+    """Refuse a mutating request from another web page or under a foreign Host, in open and
+    token mode alike (see ``request_origin``)."""
+    refusal = origin_refusal(
+        resources.settings, request.headers.get("host"), request.headers.get("origin")
+    )
+    if refusal is not None:
+        AUTH_FAILURES.labels("origin").inc()
+        logger.warning("%s", refusal)
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=refusal)
 
 
 def require_token(

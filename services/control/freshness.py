@@ -19,6 +19,7 @@ from google.cloud import bigquery
 
 from services.control.errors import DependencyUnavailable
 from services.control.models import FreshnessReport, TableFreshness
+from services.control.shared_answer import SharedAnswer
 from shared.schemas import ASSETS, EXCHANGES, TableSchema
 from shared.settings import Settings
 from shared.warehouse import (
@@ -69,9 +70,21 @@ class FreshnessReader:
     def __init__(self, settings: Settings, client: bigquery.Client) -> None:
         self.settings = settings
         self.client = client
+        keep = settings.control_answer_cache_seconds
+        self.answer = SharedAnswer("freshness", self._measure, keep)
+        self.check_answer = SharedAnswer("warehouse_check", self._check, keep)
 
     async def report(self) -> FreshnessReport:
-        """The report; DependencyUnavailable (a 503) naming the warehouse when it is down."""
+        """The report; DependencyUnavailable (a 503) naming the warehouse when it is down. One
+        query at a time, shared by the requests of a second or two."""
+        return await self.answer.get()
+
+    async def check(self) -> str | None:
+        """None when the warehouse answers a listing of datasets, else why not and what to
+        check; one listing at a time, shared like ``report``."""
+        return await self.check_answer.get()
+
+    async def _measure(self) -> FreshnessReport:
         try:
             return await in_daemon_thread(
                 functools.partial(measure_freshness, self.client, self.settings)
@@ -79,10 +92,7 @@ class FreshnessReader:
         except WarehouseUnavailable as error:
             raise DependencyUnavailable(error.detail) from None
 
-    async def check(self) -> str | None:
-        """None when the warehouse answers a listing of datasets, else why not and what to
-        check."""
-
+    async def _check(self) -> str | None:
         # A readiness probe answers in seconds; it does not retry for the full query deadline.
         deadline = min(READINESS_SECONDS, self.settings.bigquery_timeout_seconds)
 

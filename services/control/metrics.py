@@ -36,7 +36,8 @@ COMMANDS = Counter(
 )
 AUTH_FAILURES = Counter(
     "coinstream_control_auth_failures_total",
-    "Mutating requests refused: 'missing' (401) or 'wrong' (403) bearer token.",
+    "Mutating requests refused: 'missing' (401) or 'wrong' (403) bearer token, 'origin' "
+    "(403: another web page's Origin, or a Host this service does not answer to).",
     ["reason"],
 )
 

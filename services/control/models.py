@@ -133,6 +133,16 @@ class ComponentStatus(BaseModel):
     last_error: str | None
     last_error_at: datetime | None
     checked_at: datetime
+    restarts: int | None = Field(
+        default=None,
+        description="Times `make run` restarted the process after it exited (null: not run by "
+        "`make run`, e.g. under Compose).",
+    )
+    last_exit_status: int | None = Field(
+        default=None,
+        description="Status of the process's last exit under `make run` (negative: the signal "
+        "that ended it); null: none, or not run by `make run`.",
+    )
 
 
 class ComponentList(BaseModel):

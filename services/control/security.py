@@ -2,16 +2,21 @@
 
 Reading endpoints are open (health, state, lag and freshness hold no secret). Mutating
 endpoints need ``Authorization: Bearer <COINSTREAM_CONTROL_API_TOKEN>``: 401 without one, 403
-with a wrong one. With no token configured the service refuses to start, unless it is told to
-run open (``COINSTREAM_CONTROL_ALLOW_OPEN=true``) and listens on loopback only, where nobody
-else can reach it.
+with a wrong one; a token shorter than 16 characters is refused at start. With no token
+configured the service refuses to start, unless it is told to run open
+(``COINSTREAM_CONTROL_ALLOW_OPEN=true``) and listens on loopback only, where nobody else can
+reach it. Where a request comes from (Origin, Host) is checked in ``request_origin``.
 """
 
 from __future__ import annotations
 
 import secrets
 
+from shared.redaction import redact_secrets
 from shared.settings import Settings
+
+MIN_TOKEN_LENGTH = 16
+"""Shorter tokens are refused at start: a guessable token is no access control."""
 
 
 class StartupRefused(Exception):
@@ -21,10 +26,17 @@ class StartupRefused(Exception):
 def check_access_settings(settings: Settings) -> bool:
     """Return True for open access (no token needed), False for token access, or raise."""
     if settings.control_api_token is not None:
-        if not settings.control_api_token.get_secret_value().strip():
+        token = settings.control_api_token.get_secret_value().strip()
+        if not token:
             raise StartupRefused(
                 "COINSTREAM_CONTROL_API_TOKEN is empty; set it to a long random string "
                 "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+        if len(token) < MIN_TOKEN_LENGTH:
+            raise StartupRefused(
+                f"COINSTREAM_CONTROL_API_TOKEN has {len(token)} characters, fewer than "
+                f"{MIN_TOKEN_LENGTH}, and could be guessed; set a long random one (e.g. "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
             )
         return False
     if not settings.control_allow_open:
@@ -49,10 +61,4 @@ def token_matches(presented: str, expected: str) -> bool:
 
 def redact(text: str | None, settings: Settings) -> str | None:
     """``text`` with every secret we hold replaced, for anything we show or log."""
-    if text is None:
-        return None
-    for secret in (settings.control_api_token, settings.coincap_api_key):
-        value = secret.get_secret_value() if secret is not None else ""
-        if value:
-            text = text.replace(value, "[redacted]")
-    return text
+    return redact_secrets(text, settings)

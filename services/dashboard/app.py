@@ -25,10 +25,11 @@ page needs no network beyond this service."""
 DESCRIPTION = """\
 The coinstream dashboard: a page (`/`) of charts and tables, and the JSON API it reads.
 
-Every answer is read from the warehouse views (`assets_timeseries`, `exchanges_timeseries`),
-bounded by a time range (`since`, `until`; at most 366 days), a number of points per series and
-a number of rows. `/api/status` says whether the data is simulated and how fresh it is;
-`/metrics` times the queries for Prometheus.
+Every answer is read from the warehouse views (`assets_timeseries`, `exchanges_timeseries`)
+and, for an asset's history before its first snapshot, the `asset_history` table that
+`coinstream backfill` writes, bounded by a time range (`since`, `until`; at most 366 days), a
+number of points per series and a number of rows. `/api/status` says whether the data is
+simulated and how fresh it is; `/metrics` times the queries for Prometheus.
 
 When the warehouse does not answer, data routes answer **503** with `{"detail": ...}` naming it
 (the BigQuery emulator's URL, or the BigQuery project) and what to check.

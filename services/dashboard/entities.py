@@ -27,6 +27,31 @@ class LatestField:
 
 
 @dataclass(frozen=True)
+class HistoryField:
+    """One measured column of an entity's history table."""
+
+    name: str
+    description: str
+    type: ColumnType = ColumnType.FLOAT64
+
+
+@dataclass(frozen=True)
+class History:
+    """Where an entity's backfilled history is (``coinstream backfill`` writes it).
+
+    A chart draws it where the snapshots do not reach: before the first snapshot in the range.
+    One row per key, ``interval`` and ``time``; the table is partitioned on ``time`` and
+    clustered on the key, so a range of one key reads only its own days.
+    """
+
+    table: str
+    time_column: str
+    interval_column: str
+    """CoinCap's interval the row was fetched at (m1 ... d1)."""
+    fields: tuple[HistoryField, ...]
+
+
+@dataclass(frozen=True)
 class Entity:
     """An entity the dashboard charts: where its rows are, and which fields it answers with.
 
@@ -49,6 +74,8 @@ class Entity:
     """Names of ``latest`` fields plotted over time."""
     latest_description: str
     series_in_words: str
+    history: History | None = None
+    """Backfilled history, for entities that have one."""
 
     def __post_init__(self) -> None:
         for name in (*self.labels, *self.series):
@@ -107,6 +134,15 @@ ASSETS = Entity(
     "max supply, read through the `assets_timeseries` view. Empty when the warehouse has no "
     "rows in the range.",
     series_in_words="Price, market cap, supply and rank",
+    history=History(
+        table="asset_history",
+        time_column="time",
+        interval_column="interval",
+        fields=(
+            HistoryField("price_usd", "Price in USD."),
+            HistoryField("circulating_supply", "Circulating supply."),
+        ),
+    ),
 )
 
 EXCHANGES = Entity(

@@ -1,4 +1,5 @@
-"""A Looker Studio Linking API URL that opens a report on the coinstream views (`make looker-url`).
+"""A Looker Studio Linking API URL that opens a report on the coinstream views (`coinstream
+looker-url`, which `make looker-url` runs).
 
 The Linking API (``https://lookerstudio.google.com/reporting/create?...``) builds a report from
 URL parameters: ``c.reportId`` picks a template report to copy (none: a blank report), and each

@@ -62,6 +62,10 @@ class DashboardStatus(BaseModel):
     exchanges: TableStatus
     has_data: bool = Field(description="True when either table has at least one row.")
     message: str | None = Field(description="Why there is nothing to show, when there is not.")
+    backfill_command: str = Field(
+        description="The command that fills the charts with history from before the first "
+        "snapshot; the page suggests it where a range reaches back further than the snapshots."
+    )
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,9 @@ class EntityModels:
     """One key over time: key, labels, ``t``, one list per series field."""
     series_answer: type[BaseModel]
     """``/api/<entity>/series``: the range, the bucket length and the series."""
+    history: type[BaseModel] | None
+    """``/api/<entity>/{key}/history``: one key's backfilled history before its snapshots;
+    None for an entity without history."""
 
 
 PYTHON_TYPES: dict[ColumnType, type] = {
@@ -156,4 +163,42 @@ def entity_models(entity: Entity) -> EntityModels:
             "series": _definition(GenericAlias(list, (series,))),
         },
     )
-    return EntityModels(snapshot, latest, series, series_answer)
+    return EntityModels(snapshot, latest, series, series_answer, _history_model(entity))
+
+
+def _history_model(entity: Entity) -> type[BaseModel] | None:
+    if entity.history is None:
+        return None
+    return _model(
+        f"{entity.noun.title()}History",
+        f"One {entity.noun}'s backfilled history, before its first snapshot in the range; "
+        "every list is aligned on ``t``.",
+        {
+            entity.key: _definition(str),
+            "since": _definition(datetime),
+            "until": _definition(datetime),
+            "bucket_seconds": _definition(
+                int,
+                "Each point is the last of a bucket this long, so that a range returns about "
+                "`points` points.",
+            ),
+            "live_since": _definition(
+                datetime | None,
+                "Time of the first snapshot in the range, where live data begins: history is "
+                "only answered before it. Null when no snapshot is in the range.",
+            ),
+            "t": _definition(
+                GenericAlias(list, (int,)), "Point times, epoch milliseconds, ascending."
+            ),
+            "interval": _definition(
+                GenericAlias(list, (str,)),
+                "The CoinCap interval each point was fetched at (m1 ... d1).",
+            ),
+            **{
+                field.name: _definition(
+                    GenericAlias(list, (PYTHON_TYPES[field.type] | None,)), field.description
+                )
+                for field in entity.history.fields
+            },
+        },
+    )

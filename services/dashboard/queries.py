@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.cloud import bigquery
@@ -157,3 +157,81 @@ def series(
             one[name].append(row[name])
     model = entity_models(entity).series
     return [model.model_validate(by_key[wanted]) for wanted in ids if wanted in by_key]
+
+
+def live_since(
+    client: bigquery.Client, settings: Settings, entity: Entity, key: str, time_range: TimeRange
+) -> datetime | None:
+    """Time of ``key``'s first snapshot in the range: where live data begins."""
+    sql = f"""
+        SELECT MIN(ts) AS live_since
+        FROM `{relation_id(settings, entity.view)}`
+        WHERE {_IN_RANGE} AND {entity.key} = @key"""
+    parameters = [
+        *_range_parameters(time_range),
+        bigquery.ScalarQueryParameter("key", "STRING", key),
+    ]
+    with timed_query(f"{entity.name}_live_since"):
+        rows = run_query(client, settings, sql, parameters) or []
+    value = rows[0]["live_since"] if rows else None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return None
+
+
+def history(
+    client: bigquery.Client,
+    settings: Settings,
+    entity: Entity,
+    key: str,
+    time_range: TimeRange,
+    points: int,
+) -> BaseModel:
+    """``key``'s backfilled history in the range, before its first snapshot there, one point
+    per bucket (the bucket's last, as in ``series``); empty when none was backfilled.
+
+    The range on ``time`` is the history table's partition column, so only the days in range
+    are read, and its clustering on the key keeps them to this key's blocks.
+    """
+    described = entity.history
+    models = entity_models(entity)
+    assert described is not None and models.history is not None
+    bucket_seconds = time_range.bucket_seconds(points)
+    begins = live_since(client, settings, entity, key, time_range)
+    # Quoted: ``time`` is a type name and ``interval`` a keyword in SQL.
+    time, interval = f"`{described.time_column}`", f"`{described.interval_column}`"
+    sql = f"""
+        SELECT UNIX_MILLIS({time}) AS t, {interval} AS point_interval,
+               {", ".join(field.name for field in described.fields)}
+        FROM `{relation_id(settings, described.table)}`
+        WHERE {entity.key} = @key AND {time} >= @since AND {time} <= @until
+            AND {time} < @live_since
+        QUALIFY ROW_NUMBER() OVER (
+            PARTITION BY DIV(UNIX_SECONDS({time}), @bucket_seconds)
+            ORDER BY {time} DESC, {interval}) = 1
+        ORDER BY t
+        LIMIT @row_limit"""
+    parameters = [
+        *_range_parameters(time_range),
+        bigquery.ScalarQueryParameter("key", "STRING", key),
+        # No snapshot in the range: history may fill all of it.
+        bigquery.ScalarQueryParameter(
+            "live_since", "TIMESTAMP", begins or time_range.until + timedelta(seconds=1)
+        ),
+        bigquery.ScalarQueryParameter("bucket_seconds", "INT64", bucket_seconds),
+        bigquery.ScalarQueryParameter("row_limit", "INT64", points + 2),
+    ]
+    with timed_query(f"{entity.name}_history"):
+        rows = run_query(client, settings, sql, parameters) or []
+    return models.history.model_validate(
+        {
+            entity.key: key,
+            "since": time_range.since,
+            "until": time_range.until,
+            "bucket_seconds": bucket_seconds,
+            "live_since": begins,
+            "t": [int(row["t"]) for row in rows],
+            "interval": [row["point_interval"] for row in rows],
+            **{field.name: [row[field.name] for row in rows] for field in described.fields},
+        }
+    )

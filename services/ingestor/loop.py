@@ -28,7 +28,7 @@ from services.ingestor.specs import IngestorSpec
 from shared.coincap.client import CoinCapClient
 from shared.coincap.errors import CoinCapError, QuotaExhausted
 from shared.coincap.models import validation_error
-from shared.control_state import Desired, DesiredState
+from shared.control_state import Desired, DesiredState, restart_requested
 from shared.envelope import (
     OutgoingMessage,
     PollContext,
@@ -82,12 +82,12 @@ class Ingestor:
         """Take a desired state from the control topic (others' states are ignored).
 
         The first one only sets the state; a restart requested before this process started is
-        already done. Later, a higher restart generation restarts the work once.
+        already done. Later, a new restart generation restarts the work once.
         """
         if desired.component != self.spec.name:
             return
         first = not self._desired_known.is_set()
-        if not first and desired.restart_generation > self.desired.restart_generation:
+        if not first and restart_requested(self.desired.restart_generation, desired):
             self._restart_requested = True
         if desired.state != self.desired.state or first:
             logger.info(

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 
+from shared.redaction import redact_secrets
+
 if TYPE_CHECKING:
     from services.ingestor.loop import Ingestor
 
@@ -76,7 +78,8 @@ class IngestorHealth(BaseModel):
             polls_failed=ingestor.polls_failed,
             last_poll_id=ingestor.last_poll_id,
             last_successful_poll_at=ingestor.last_successful_poll_at,
-            last_error=ingestor.last_error,
+            # Served to anyone who can reach the port: no key, token or credential in a URL.
+            last_error=redact_secrets(ingestor.last_error, ingestor.settings),
             last_error_at=ingestor.last_error_at,
             quota_exhausted_until=schedule.quota_exhausted_until,
             kafka_connected=delivery.kafka_connected,

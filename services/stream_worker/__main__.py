@@ -1,8 +1,10 @@
 """``python -m services.stream_worker``: the streaming query, until SIGTERM or Ctrl-C.
 
-A warehouse that differs from the code (``WarehouseIncompatible``) ends the process with exit
-status 2 and one line saying what differs and which ``terraform apply`` to run: restarting
-would not help, so a supervisor should not keep trying.
+A warehouse that differs from the code in a way the worker does not mend itself
+(``WarehouseIncompatible``) ends the process with exit status 2 and one line saying what differs
+and what to do (``terraform apply``, or a migration by hand): restarting would not help, so a
+supervisor should not keep trying. Every other failure, a query that will not start included,
+is retried inside the process.
 """
 
 from __future__ import annotations

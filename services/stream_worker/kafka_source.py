@@ -48,8 +48,11 @@ def kafka_source_options(settings: Settings) -> dict[str, str]:
     """Every option of the worker's ``readStream.format("kafka")``."""
     return {
         "kafka.bootstrap.servers": settings.kafka_bootstrap_servers,
-        "subscribe": f"{settings.topic_assets},{settings.topic_exchanges}",
+        "subscribe": f"{settings.topic_assets},{settings.topic_exchanges},{settings.topic_history}",
         "startingOffsets": "earliest",
         "maxOffsetsPerTrigger": str(settings.stream_max_records_per_batch),
+        # Off by default: records retention deleted first are skipped, and the worker counts
+        # them (``data_loss``); on, the query fails on them at every start.
+        "failOnDataLoss": str(settings.stream_fail_on_data_loss).lower(),
         **kafka_security_options(settings),
     }

@@ -30,3 +30,9 @@ BATCH_FAILURES = Counter(
     "coinstream_stream_batch_failures_total",
     "Micro-batches that failed; the query restarts from its checkpoint and runs them again.",
 )
+OFFSETS_LOST = Counter(
+    "coinstream_stream_offsets_lost_total",
+    "Kafka records deleted (by retention) before the worker read them, by topic; each lost "
+    "range also has a quarantine row.",
+    ["topic"],
+)

@@ -14,9 +14,9 @@ import logging
 import threading
 from concurrent.futures import Future
 
+import pyarrow as pa
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
-from pyspark.sql import DataFrame
 
 from shared.kafka import kafka_client_config
 from shared.settings import Settings
@@ -26,16 +26,16 @@ logger = logging.getLogger(__name__)
 COMMIT_TIMEOUT_SECONDS = 15.0
 
 
-def next_offsets(coordinates: DataFrame) -> dict[tuple[str, int], int]:
+def next_offsets(coordinates: pa.Table) -> dict[tuple[str, int], int]:
     """Per (topic, partition), the offset after the last one in the batch: what to commit.
 
-    Computed in Arrow on the driver rather than with a Spark aggregation, which would cost a
-    shuffle for a handful of numbers.
+    ``coordinates`` is the batch's ``topic``, ``partition`` and ``offset`` columns, in Arrow on
+    the driver rather than a Spark aggregation, which would cost a shuffle for a handful of
+    numbers.
     """
-    table = coordinates.toArrow()
-    if table.num_rows == 0:
+    if coordinates.num_rows == 0:
         return {}
-    last = table.group_by(["topic", "partition"]).aggregate([("offset", "max")])
+    last = coordinates.group_by(["topic", "partition"]).aggregate([("offset", "max")])
     return {
         (topic, partition): offset + 1
         for topic, partition, offset in zip(

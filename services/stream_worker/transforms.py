@@ -24,7 +24,7 @@ from pyspark.sql import types as T
 from shared.envelope import ENVELOPE_FIELDS, RECORD_FIELD
 from shared.schemas import RECORD_TABLES, ColumnType, TableSchema
 
-# Every CoinCap field either table reads, as text: numbers come as decimal strings (and a JSON
+# Every CoinCap field a record table reads, as text: numbers come as decimal strings (and a JSON
 # number or boolean read into a string field keeps its text), so nothing is lost before the cast.
 RECORD_FIELDS = sorted(
     {
@@ -116,14 +116,11 @@ def to_table_rows(parsed: DataFrame, table: TableSchema) -> DataFrame:
     """Parsed envelopes -> the table's columns, plus ``quarantine_reason`` and the coordinates.
 
     CoinCap's camelCase fields become the table's snake_case columns with the table's types;
-    a value present but not castable, or a missing key, makes ``quarantine_reason`` say so.
+    a value present but not castable, or a missing key (or other required field, such as a
+    history point's ``interval`` and ``time``), makes ``quarantine_reason`` say so.
     """
     record = F.col("envelope.record")
-    key_field = table.source_key_field
-    key = record.getField(key_field)
-    problems = [
-        F.when(key.isNull() | (F.trim(key) == ""), F.lit(f"missing required field '{key_field}'"))
-    ]
+    problems = []
     selected: list[Column] = []
     for column in table.columns:
         if column.source_field is None:
@@ -131,6 +128,13 @@ def to_table_rows(parsed: DataFrame, table: TableSchema) -> DataFrame:
         raw = record.getField(column.source_field)
         typed = _typed(raw, column.type)
         selected.append(typed.alias(column.name))
+        if column.required:
+            problems.append(
+                F.when(
+                    raw.isNull() | (F.trim(raw) == ""),
+                    F.lit(f"missing required field '{column.source_field}'"),
+                )
+            )
         if column.type != ColumnType.STRING:
             problems.append(
                 F.when(

@@ -3,8 +3,11 @@
 One streaming query reads both record topics with Spark's own Kafka source. Each micro-batch is
 transformed (``transforms``), written exactly once (``sink``), and then its offsets are
 committed to the worker's consumer group (``offsets``) so that lag is visible. A failing batch
-stops the query; the worker starts it again from its checkpoint after a pause, so the batch is
-run again and the stream keeps going.
+stops the query, and a query may fail to start; either way the worker starts it again from its
+checkpoint after a pause that grows with failures in a row, so the batch is run again and the
+stream keeps going. Before each start it removes what a killed worker left half-written in the
+checkpoint (``checkpoint``); each batch counts the records retention deleted before they were
+read (``data_loss``).
 """
 
 from __future__ import annotations
@@ -13,10 +16,14 @@ import asyncio
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+import pyarrow as pa
 from google.cloud import bigquery
+from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 from tenacity import (
@@ -28,10 +35,13 @@ from tenacity import (
 )
 
 from services.stream_worker import metrics
+from services.stream_worker.checkpoint import Checkpoint
+from services.stream_worker.data_loss import LostRange, lost_ranges, with_lost_ranges
+from services.stream_worker.faults import FaultPoint, kill_worker
 from services.stream_worker.jars import worker_jars
 from services.stream_worker.kafka_source import kafka_source_options
 from services.stream_worker.offsets import OffsetCommitter, next_offsets
-from services.stream_worker.sink import WarehouseSink
+from services.stream_worker.sink import WarehouseSink, drop_stale_staging_tables
 from services.stream_worker.spark import build_spark_session
 from services.stream_worker.transforms import (
     parse_envelopes,
@@ -41,9 +51,9 @@ from services.stream_worker.transforms import (
     unparseable_rows,
     valid_rows,
 )
-from shared.control_state import Desired, DesiredStateThread
+from shared.control_state import Desired, DesiredStateThread, restart_requested
 from shared.kafka import ensure_topics, pipeline_topics
-from shared.schemas import ASSETS, EXCHANGES, QUARANTINE
+from shared.schemas import ASSET_HISTORY, ASSETS, EXCHANGES, QUARANTINE
 from shared.settings import Settings
 from shared.warehouse import (
     WarehouseIncompatible,
@@ -52,6 +62,7 @@ from shared.warehouse import (
     dataset_id,
     ensure_views,
     ensure_warehouse,
+    evolve_warehouse,
 )
 
 logger = logging.getLogger(__name__)
@@ -60,6 +71,8 @@ QUERY_NAME = "coinstream-stream-worker"
 COMPONENT = "stream-worker"
 """The worker's name in the control service and the control topic."""
 RESTART_PAUSE_SECONDS = 5.0
+MAX_RESTART_PAUSE_SECONDS = 60.0
+"""Failures in a row double the pause before the next start, up to this."""
 DEPENDENCY_PATIENCE_SECONDS = 300.0
 GRACEFUL_STOP_SECONDS = 60.0
 
@@ -76,6 +89,15 @@ def checkpoint_bound_to_this_machine(settings: Settings) -> bool:
         host in master for host in ("//127.0.0.1:", "//localhost:")
     )
     return not on_this_machine and "://" not in settings.checkpoint_location
+
+
+def first_line(error: BaseException) -> str:
+    """What went wrong, in one line; for a JVM error, the Java exception rather than py4j's
+    "An error occurred while calling o85.start"."""
+    java_exception: Any = getattr(error, "java_exception", None)
+    text = str(java_exception.toString()) if java_exception is not None else str(error)
+    lines = text.strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 @dataclass
@@ -104,6 +126,10 @@ class StreamWorker:
         self._query: StreamingQuery | None = None
         self._sink: WarehouseSink | None = None
         self._committer: OffsetCommitter | None = None
+        self._checkpoint: Checkpoint | None = None
+        self._run_id = "unstarted"
+        """A fresh id each time the query starts; staging tables carry it (see ``sink``)."""
+        self._failures_in_a_row = 0
 
     # --- the micro-batch -----------------------------------------------------------------------
 
@@ -115,26 +141,41 @@ class StreamWorker:
         batch = batch.persist()
         parsed = parse_envelopes(batch).persist()
         try:
+            coordinates = batch.select("topic", "partition", "offset").toArrow()
+            lost = self._lost_ranges(batch_id, coordinates)
             written: dict[str, int] = {}
             quarantined = unparseable_rows(parsed)
             for table, topic in (
                 (ASSETS, self.settings.topic_assets),
                 (EXCHANGES, self.settings.topic_exchanges),
+                (ASSET_HISTORY, self.settings.topic_history),
             ):
                 rows = table_rows(rows_for_topic(parsed, topic), table)
                 written[table.table] = self._sink.write(
-                    table, valid_rows(rows, table).toArrow(), batch_id
+                    table, valid_rows(rows, table).toArrow(), self._run_id, batch_id
                 )
                 quarantined = quarantined.unionByName(quarantine_rows(rows))
             written[QUARANTINE.table] = self._sink.write(
-                QUARANTINE, quarantined.toArrow(), batch_id
+                QUARANTINE, with_lost_ranges(quarantined.toArrow(), lost), self._run_id, batch_id
             )
-            self._committer.commit(next_offsets(batch.select("topic", "partition", "offset")))
+            self._fault_point("after-merge", written)
+            self._committer.commit(next_offsets(coordinates))
+            self._fault_point("after-commit", written)
         finally:
             parsed.unpersist()
             batch.unpersist()
             self.status.batch_in_progress = None
 
+        self._failures_in_a_row = 0
+        for gap in lost:
+            metrics.OFFSETS_LOST.labels(gap.topic).inc(gap.count)
+            logger.warning(
+                "batch %d: %s (%d records); a quarantine row records it",
+                batch_id,
+                gap.reason,
+                gap.count,
+                extra={"batch_id": batch_id, "topic": gap.topic, "lost": gap.count},
+            )
         elapsed = time.monotonic() - started
         metrics.BATCH_DURATION.observe(elapsed)
         for table_name, count in written.items():
@@ -155,6 +196,20 @@ class StreamWorker:
             extra={"batch_id": batch_id, "rows": written, "seconds": round(elapsed, 3)},
         )
 
+    def _lost_ranges(self, batch_id: int, coordinates: pa.Table) -> list[LostRange]:
+        """Offsets Spark planned into this batch that Kafka had deleted (see ``data_loss``)."""
+        assert self._checkpoint is not None
+        planned = self._checkpoint.planned_offsets(batch_id)
+        if planned is None:
+            return []
+        start, end = planned
+        return lost_ranges(start, end, coordinates)
+
+    def _fault_point(self, point: FaultPoint, written: dict[str, int]) -> None:
+        """Die here if the settings ask for it (fault injection; see ``faults``)."""
+        if self.settings.worker_fault_point == point and sum(written.values()) > 0:
+            kill_worker(self._spark, point)
+
     # --- the query -----------------------------------------------------------------------------
 
     def _prepare_dependencies(self) -> bigquery.Client:
@@ -162,8 +217,9 @@ class StreamWorker:
 
         Under ``make run`` (or compose) every process starts at once, and the broker can take
         longer to come up than the worker; so the worker waits, saying what it waits for.
-        Where the worker owns the warehouse (the emulator) it creates the tables and views;
-        where Terraform does (GCP) it only checks them, and a mismatch (``WarehouseIncompatible``)
+        Where the worker owns the warehouse (the emulator) it creates the tables and views and
+        adds the code's new nullable columns; where Terraform does (GCP) it only checks them.
+        A mismatch either cannot mend (``WarehouseIncompatible``)
         is raised at once, since no wait will fix it.
         """
 
@@ -186,6 +242,8 @@ class StreamWorker:
                 client = create_bigquery_client(self.settings)
                 if self.settings.worker_owns_warehouse_schema:
                     ensure_warehouse(client, self.settings)
+                    for column in evolve_warehouse(client, self.settings):
+                        logger.info("added the new column %s to the warehouse", column)
                     ensure_views(client, self.settings)
                 else:
                     check_warehouse(client, self.settings)
@@ -204,10 +262,21 @@ class StreamWorker:
         client = self._prepare_dependencies()
         self._sink = WarehouseSink(self.settings, client)
         self._committer = OffsetCommitter(self.settings)
-        return build_spark_session(self.settings, QUERY_NAME, worker_jars(self.settings))
+        drop_stale_staging_tables(client, self.settings)
+        spark = build_spark_session(self.settings, QUERY_NAME, worker_jars(self.settings))
+        self._checkpoint = Checkpoint(spark, self.settings.checkpoint_location)
+        return spark
 
     def _start_query(self, spark: SparkSession) -> StreamingQuery:
         settings = self.settings
+        assert self._checkpoint is not None
+        removed = self._checkpoint.remove_unfinished_writes()
+        if removed:
+            logger.warning(
+                "removed the unfinished checkpoint writes a killed worker left (never state): %s",
+                ", ".join(removed),
+            )
+        self._run_id = uuid.uuid4().hex[:12]
         messages = spark.readStream.format("kafka").options(**kafka_source_options(settings)).load()
         query = (
             messages.writeStream.queryName(QUERY_NAME)
@@ -218,12 +287,13 @@ class StreamWorker:
         )
         self.status.state = "RUNNING"
         logger.info(
-            "streaming %s and %s into %s every %g s (checkpoint %s)",
+            "streaming %s and %s into %s every %g s (checkpoint %s, run %s)",
             settings.topic_assets,
             settings.topic_exchanges,
             dataset_id(settings),
             settings.stream_trigger_seconds,
             settings.checkpoint_location,
+            self._run_id,
         )
         return query
 
@@ -255,16 +325,23 @@ class StreamWorker:
                     self._stopping.wait(0.5)
                     continue
                 generation = desired.restart_generation
-                self._query = self._start_query(self._spark)
+                try:
+                    self._query = self._start_query(self._spark)
+                except Exception as error:  # any start error is retried, as a failed batch is
+                    self._note_failure("the streaming query did not start", error)
+                    continue
                 stopped_on_request = False
                 while not self._stopping.is_set() and self._query.isActive:
-                    self._query.awaitTermination(1)
+                    try:
+                        self._query.awaitTermination(1)
+                    except StreamingQueryException:
+                        break  # it failed; query.exception() says why, below
                     progress = self._query.lastProgress
                     if progress:
                         metrics.INPUT_ROWS_PER_SECOND.set(progress.get("inputRowsPerSecond") or 0.0)
                     desired = control.get(COMPONENT)
-                    if desired.state is not Desired.RUNNING or (
-                        desired.restart_generation != generation
+                    if desired.state is not Desired.RUNNING or restart_requested(
+                        generation, desired
                     ):
                         logger.info(
                             "desired state %s (restart generation %d): stopping the query",
@@ -275,23 +352,29 @@ class StreamWorker:
                         stopped_on_request = True
                 if self._stopping.is_set() or stopped_on_request:
                     continue
-                self._note_query_failure(self._query)
-                self._stopping.wait(RESTART_PAUSE_SECONDS)
+                self._note_failure("streaming query failed", self._query.exception())
         finally:
             control.stop()
             self._shutdown()
 
-    def _note_query_failure(self, query: StreamingQuery) -> None:
-        error = query.exception()
+    def _note_failure(self, what: str, error: BaseException | None) -> None:
+        """Report a failed start or batch, then wait before the next try, longer each time."""
+        self._failures_in_a_row += 1
+        pause = min(
+            RESTART_PAUSE_SECONDS * 2 ** (self._failures_in_a_row - 1), MAX_RESTART_PAUSE_SECONDS
+        )
         metrics.BATCH_FAILURES.inc()
         self.status.state = "FAILED"
-        self.status.last_error = str(error).splitlines()[0] if error else "query stopped"
+        self.status.last_error = first_line(error) if error else "query stopped"
         self.status.last_error_at = datetime.now(UTC)
         logger.error(
-            "streaming query failed: %s; restarting from the checkpoint in %g s",
+            "%s: %s; starting it again from the checkpoint in %g s (failure %d in a row)",
+            what,
             self.status.last_error,
-            RESTART_PAUSE_SECONDS,
+            pause,
+            self._failures_in_a_row,
         )
+        self._stopping.wait(pause)
 
     def _stop_query_gracefully(self, query: StreamingQuery) -> None:
         """Let the batch in progress finish (up to a limit), then stop the query.

@@ -11,6 +11,7 @@ from shared.coincap.errors import (
     CoinCapUnavailable,
     MalformedResponse,
     QuotaExhausted,
+    ResponseTooLarge,
     RetiredApiVersion,
     UnexpectedStatus,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "QuotaExhausted",
     "RecordKind",
     "ResponseObserver",
+    "ResponseTooLarge",
     "RetiredApiVersion",
     "UnexpectedStatus",
     "validation_error",

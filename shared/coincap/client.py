@@ -3,8 +3,10 @@
 Every request costs CoinCap credits, so the client retries only what a retry can fix (5xx,
 timeouts, connection errors, a short burst of 429s honouring ``Retry-After``), fails at once on a
 bad key or a retired API version, and stops paging after ``max_pages`` so that a server ignoring
-``offset`` cannot burn a month's quota. Records come back raw: validating them is the caller's job
-(``shared.coincap.models``), because invalid records still go to the dead-letter topic as sent.
+``offset`` cannot burn a month's quota. A body is read up to ``max_response_bytes`` and no
+further, so a huge or endless answer fails the poll instead of filling memory. Records come back
+raw: validating them is the caller's job (``shared.coincap.models``), because invalid records
+still go to the dead-letter topic as sent.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from shared.coincap.errors import (
     CoinCapUnavailable,
     MalformedResponse,
     QuotaExhausted,
+    ResponseTooLarge,
     RetiredApiVersion,
     UnexpectedStatus,
 )
@@ -41,10 +44,16 @@ logger = logging.getLogger(__name__)
 Endpoint = Literal["assets", "exchanges"]
 
 ResponseObserver = Callable[[str, int | str, float], None]
-"""Called after every HTTP attempt with (endpoint, status code or "error", seconds taken)."""
+"""Called after every HTTP attempt with (endpoint, status code, "error" or "too_large",
+seconds taken)."""
 
 MAX_PAGE_LIMIT = 2000
 """CoinCap's largest ``limit``."""
+
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+"""A full page of 2000 assets is under 1 MB; eight times that is no listing CoinCap sends."""
+
+_BODY_ENCODING_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,7 @@ class CoinCapClient:
         backoff_max_seconds: float = 30.0,
         retry_after_max_seconds: float = 60.0,
         max_pages: int = 50,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         on_response: ResponseObserver | None = None,
@@ -104,6 +114,7 @@ class CoinCapClient:
         self.timeout_seconds = timeout_seconds
         self.max_retries = max_retries
         self.max_pages = max_pages
+        self.max_response_bytes = max_response_bytes
         # A Retry-After longer than this is not a burst limit but a spent quota: waiting it out
         # inside one poll would stall the ingestor, so the client gives up at once instead.
         self.retry_after_max_seconds = retry_after_max_seconds
@@ -132,6 +143,7 @@ class CoinCapClient:
             page_limit=settings.coincap_page_limit,
             timeout_seconds=settings.coincap_timeout_seconds,
             max_retries=settings.coincap_max_retries,
+            max_response_bytes=settings.coincap_max_response_bytes,
             on_response=on_response,
         )
 
@@ -155,6 +167,36 @@ class CoinCapClient:
             f"still full pages after {self.max_pages} pages of {self.page_limit} records; "
             "the server may be ignoring 'offset' (raise max_pages if the listing is that long)",
         )
+
+    async def fetch_history(
+        self, asset_id: str, interval: str, start_ms: int, end_ms: int
+    ) -> FetchResult:
+        """The ``/assets/{asset_id}/history`` points from ``start_ms`` to ``end_ms``: one request.
+
+        The same key, retries, 429 handling and errors as ``fetch_all``: a spent quota raises
+        ``QuotaExhausted`` after the retries (or at once when ``Retry-After`` is long).
+        """
+        url = f"{self.base_url}/assets/{asset_id}/history"
+        params = {"interval": interval, "start": start_ms, "end": end_ms}
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=self._wait_before_retry,
+            retry=retry_if_exception(self._is_worth_retrying),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            response: httpx.Response = await retrying(self._send, "history", url, params)
+        except _RetryableAnswer as answer:
+            attempts = retrying.statistics["attempt_number"]
+            if answer.status_code == 429:
+                raise QuotaExhausted(url, attempts, answer.retry_after_seconds) from None
+            raise CoinCapUnavailable(url, attempts, self._describe_failure(answer)) from None
+        except (httpx.TransportError, TimeoutError) as error:
+            attempts = retrying.statistics["attempt_number"]
+            raise CoinCapUnavailable(url, attempts, self._describe_failure(error)) from error
+        records, timestamp_ms = _page_from(url, response)
+        return FetchResult(records, timestamp_ms, requests=1)
 
     async def aclose(self) -> None:
         if self._owns_http_client:
@@ -207,18 +249,26 @@ class CoinCapClient:
             raise CoinCapUnavailable(url, attempts, self._describe_failure(error)) from error
         return _page_from(url, response)
 
-    async def _send(self, endpoint: Endpoint, url: str, params: dict[str, int]) -> httpx.Response:
+    async def _send(
+        self, endpoint: Endpoint | Literal["history"], url: str, params: dict[str, int | str]
+    ) -> httpx.Response:
         """One HTTP attempt; raises what the retry policy and the caller act on."""
         started = time.perf_counter()
         try:
             # httpx's timeout bounds each phase; this bounds the whole request, so a server that
             # drips bytes (or one served in-process, where httpx cannot time out) still ends.
-            async with asyncio.timeout(self.timeout_seconds):
-                response = await self._http.get(
-                    url, params=params, headers=self._headers, timeout=self.timeout_seconds
-                )
+            async with (
+                asyncio.timeout(self.timeout_seconds),
+                self._http.stream(
+                    "GET", url, params=params, headers=self._headers, timeout=self.timeout_seconds
+                ) as streamed,
+            ):
+                response = await self._read_within_limit(streamed, url)
         except (httpx.TransportError, TimeoutError):
             self._observe(endpoint, "error", time.perf_counter() - started)
+            raise
+        except ResponseTooLarge:
+            self._observe(endpoint, "too_large", time.perf_counter() - started)
             raise
         self._observe(endpoint, response.status_code, time.perf_counter() - started)
 
@@ -231,7 +281,29 @@ class CoinCapClient:
             raise UnexpectedStatus(url, status, response.text[:200])
         return response
 
-    def _observe(self, endpoint: Endpoint, status: int | str, seconds: float) -> None:
+    async def _read_within_limit(self, streamed: httpx.Response, url: str) -> httpx.Response:
+        """The answer with its body read, or ResponseTooLarge once the body (decompressed)
+        passes ``max_response_bytes``: reading stops there, so memory holds at most that."""
+        declared = streamed.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_response_bytes:
+            raise ResponseTooLarge(url, self.max_response_bytes)
+        body = bytearray()
+        async for chunk in streamed.aiter_bytes():
+            body += chunk
+            if len(body) > self.max_response_bytes:
+                raise ResponseTooLarge(url, self.max_response_bytes)
+        headers = [
+            (name, value)
+            for name, value in streamed.headers.items()
+            if name.lower() not in _BODY_ENCODING_HEADERS  # the body is already decoded
+        ]
+        return httpx.Response(
+            streamed.status_code, headers=headers, content=bytes(body), request=streamed.request
+        )
+
+    def _observe(
+        self, endpoint: Endpoint | Literal["history"], status: int | str, seconds: float
+    ) -> None:
         if self._on_response is not None:
             self._on_response(endpoint, status, seconds)
 

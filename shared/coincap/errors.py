@@ -98,3 +98,17 @@ class UnexpectedStatus(CoinCapError):
             f"CoinCap answered HTTP {status_code} for {url} (body: {body!r}); "
             f"check COINSTREAM_COINCAP_BASE_URL (expected {V3_BASE_URL}) and the request"
         )
+
+
+class ResponseTooLarge(CoinCapError):
+    """A response body over ``COINSTREAM_COINCAP_MAX_RESPONSE_BYTES``; reading stopped at the
+    limit, so an endless or hostile body cannot fill memory. Retrying would fetch it again."""
+
+    def __init__(self, url: str, limit_bytes: int) -> None:
+        self.url = url
+        self.limit_bytes = limit_bytes
+        super().__init__(
+            f"CoinCap's response from {url} is larger than {limit_bytes} bytes and was not read; "
+            "lower COINSTREAM_COINCAP_PAGE_LIMIT, or raise COINSTREAM_COINCAP_MAX_RESPONSE_BYTES "
+            "if such pages are expected"
+        )

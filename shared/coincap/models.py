@@ -2,15 +2,19 @@
 
 CoinCap sends numbers as decimal strings, sometimes as plain numbers, and leaves some fields null;
 all of that is accepted. A key that is missing or empty, or a "number" that is not one, makes a
-record invalid; every other field may be missing or null. The ingestors publish the raw record
-either way (valid ones to the data topic, invalid ones to the dead-letter topic with the reason
-from ``validation_error``), so nothing here changes what is published; the models exist to
-decide, and to give the reason.
+record invalid; every other field may be missing or null. "Is a number" means exactly what the
+stream worker's casts store: a finite FLOAT64 ("1e400", "NaN" are not), a 64-bit integer
+written with digits only ("1e3", "1.0" are not), so ingest and warehouse never disagree. The
+ingestors publish the raw record either way (valid ones to the data topic, invalid ones to the
+dead-letter topic with the reason from ``validation_error``), so nothing here changes what is
+published; the models exist to decide, and to give the reason.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import math
+import re
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, PlainValidator, StringConstraints, ValidationError
@@ -19,37 +23,88 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 RecordKind = Literal["assets", "exchanges"]
 
 
+# What the stream worker's ``try_cast`` accepts, so that a record valid here is stored there
+# (and one refused here would have been quarantined there): Spark trims control characters and
+# spaces, then reads a double with Java's syntax (decimal or hex, an optional f/d suffix) and a
+# bigint as optional sign and ASCII digits only ("1e3" and "1.0" are not bigints to Spark).
+_SPARK_TRIMMED = "".join(chr(code) for code in range(0x21))
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[fFdD]?")
+_HEX_TEXT = re.compile(
+    r"[+-]?0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)[pP][+-]?[0-9]+[fFdD]?"
+)
+_WHOLE_TEXT = re.compile(r"[+-]?[0-9]+")
+_INT64 = range(-(2**63), 2**63)
+
+
+def _not_a_number(value: object) -> PydanticCustomError:
+    return PydanticCustomError(
+        "not_a_number", "not a number: {value}", {"value": _shorten(repr(value))}
+    )
+
+
+def _finite_double(number: Decimal | float, value: object) -> None:
+    """Raise unless ``number`` is finite as a double: "1e400" is a finite Decimal, but the
+    warehouse's FLOAT64 (and Spark's cast) make it infinity."""
+    try:
+        finite = math.isfinite(float(number))
+    except OverflowError:  # an int too large for a float
+        finite = False
+    if not finite:
+        raise PydanticCustomError(
+            "not_a_number",
+            "not a finite FLOAT64 number: {value}",
+            {"value": _shorten(repr(value))},
+        )
+
+
 def _parse_number(value: object) -> Decimal:
-    """A decimal string, int or float as an exact ``Decimal``; anything else is not a number."""
+    """A number as an exact ``Decimal``, accepted exactly when the stream worker would store it
+    as a finite FLOAT64; anything else is not a number."""
     if value is None:
         raise PydanticCustomError("null", "must not be null")
-    number: Decimal | None = None
+    number: Decimal
     # bool is an int subclass, but True is not a price.
     if isinstance(value, int) and not isinstance(value, bool):
         number = Decimal(value)
     elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise _not_a_number(value)
         # repr keeps a float's shortest form: 0.1 becomes 0.1, not 0.1000000000000000055...
         number = Decimal(repr(value))
-    elif isinstance(value, str):
-        try:
-            number = Decimal(value.strip())
-        except InvalidOperation:
-            number = None
-    elif isinstance(value, Decimal):
+    elif isinstance(value, Decimal) and value.is_finite():
         number = value
-    if number is None or not number.is_finite():
-        raise PydanticCustomError("not_a_number", "not a number: {value}", {"value": repr(value)})
+    elif isinstance(value, str):
+        text = value.strip(_SPARK_TRIMMED)
+        if _DECIMAL_TEXT.fullmatch(text):
+            number = Decimal(text.rstrip("fFdD"))
+        elif _HEX_TEXT.fullmatch(text):
+            hexadecimal = float.fromhex(text.rstrip("fFdD"))
+            _finite_double(hexadecimal, value)
+            number = Decimal(hexadecimal)
+        else:
+            raise _not_a_number(value)
+    else:
+        raise _not_a_number(value)
+    _finite_double(number, value)
     return number
 
 
 def _parse_whole_number(value: object) -> int:
-    """A whole number given as int, numeric string ("1", "1.0") or integral float."""
-    number = _parse_number(value)
-    if number != number.to_integral_value():
+    """A whole number as the worker's bigint cast takes it: an int, or a string of optional
+    sign and digits, within 64 bits. "1.0", "1e3" and 1.0 are not (Spark would store null)."""
+    if value is None:
+        raise PydanticCustomError("null", "must not be null")
+    whole: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        whole = value
+    elif isinstance(value, str) and _WHOLE_TEXT.fullmatch(value.strip(_SPARK_TRIMMED)):
+        whole = int(value.strip(_SPARK_TRIMMED))
+    if whole is None or whole not in _INT64:
+        _parse_number(value)  # "many" is not a number at all, which says more
         raise PydanticCustomError(
-            "not_a_whole_number", "not a whole number: {value}", {"value": repr(value)}
+            "not_a_whole_number", "not a whole number: {value}", {"value": _shorten(repr(value))}
         )
-    return int(number)
+    return whole
 
 
 Number = Annotated[Decimal, PlainValidator(_parse_number)]

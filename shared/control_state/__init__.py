@@ -13,7 +13,13 @@ control service, and every replica of a component reads the same answer. Compone
 A component with no record is RUNNING: no command was ever given for it.
 """
 
-from shared.control_state.models import COMPONENTS, Desired, DesiredState, control_topic
+from shared.control_state.models import (
+    COMPONENTS,
+    Desired,
+    DesiredState,
+    control_topic,
+    restart_requested,
+)
 from shared.control_state.watcher import DesiredStateThread, DesiredStateWatcher
 
 __all__ = [
@@ -23,4 +29,5 @@ __all__ = [
     "DesiredStateThread",
     "DesiredStateWatcher",
     "control_topic",
+    "restart_requested",
 ]

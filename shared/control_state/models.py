@@ -80,6 +80,17 @@ class DesiredState(BaseModel):
         return state
 
 
+def restart_requested(started_under: int, desired: DesiredState) -> bool:
+    """True when ``desired`` asks for a restart of work started under generation
+    ``started_under``: the one comparison the ingestors and the stream worker both make.
+
+    Any change counts, not only growth: a tombstone or a re-created control topic resets the
+    generation to 0, and a component comparing with ``>`` would then ignore every restart
+    until the counter passed its old value again.
+    """
+    return desired.restart_generation != started_under
+
+
 def control_topic(settings: Settings) -> TopicSpec:
     """The compacted control topic: one partition, so one read shows every component in order."""
     return TopicSpec(

@@ -4,11 +4,16 @@ One module per job: ``client`` (the BigQuery client, real or emulated, and its b
 ``tables`` (where the dataset, tables and views live, and creating the tables), ``views`` (the
 views dashboards read), ``reads`` (queries with a deadline, and the newest row of a table) and
 ``errors`` (saying which warehouse did not answer and what to check) and ``compatibility``
-(whether the tables and views Terraform made are the ones the code writes to). Import from here.
+(whether the tables and views are the ones the code writes to, and adding new nullable
+columns). Import from here.
 """
 
 from shared.warehouse.client import bigquery_retry, create_bigquery_client
-from shared.warehouse.compatibility import WarehouseIncompatible, check_warehouse
+from shared.warehouse.compatibility import (
+    WarehouseIncompatible,
+    check_warehouse,
+    evolve_warehouse,
+)
 from shared.warehouse.errors import (
     UNREACHABLE_ERRORS,
     WarehouseUnavailable,
@@ -38,6 +43,7 @@ __all__ = [
     "describe_warehouse",
     "ensure_views",
     "ensure_warehouse",
+    "evolve_warehouse",
     "newest_row",
     "relation_id",
     "run_query",

@@ -11,6 +11,12 @@ column, the clustering columns, and that every view exists. A column the code do
 tolerated when it is NULLABLE (the MERGE names its columns, so an additive change applied ahead
 of a deploy does not stop the running version); a REQUIRED one is not, since no insert would
 fill it. Descriptions and partition expiration are Terraform's business alone.
+
+Where the worker owns the warehouse (the emulator) it evolves the tables itself at start
+(``evolve_warehouse``): a NULLABLE column the code has and a table lacks is added, since old
+rows read it as null and the MERGE, which names every column, would fail without it. Anything
+else (a type or mode that differs, a new REQUIRED column, other partitioning or clustering)
+would need the table rewritten, so the worker refuses it in one line instead of guessing.
 """
 
 from __future__ import annotations
@@ -26,6 +32,13 @@ from shared.warehouse.views import view_definitions
 
 TERRAFORM_APPLY = "terraform -chdir=terraform apply"
 """The command that makes the warehouse match the code (docs/gcp.md)."""
+TERRAFORM_ADVICE = (
+    f"run `{TERRAFORM_APPLY}` with this version's terraform/ files to bring it up to date"
+)
+WORKER_ADVICE = (
+    "the stream worker adds new NULLABLE columns by itself and changes nothing else: migrate "
+    "or recreate these tables by hand (docs/warehouse.md#schema-changes)"
+)
 
 STANDARD_TYPE_NAMES = {
     "INTEGER": "INT64",
@@ -104,13 +117,22 @@ def table_differences(expected: bigquery.Table, actual: bigquery.Table) -> list[
     return differences
 
 
-def incompatibility_message(settings: Settings, differences: list[str]) -> str:
+def incompatibility_message(
+    settings: Settings, differences: list[str], advice: str = TERRAFORM_ADVICE
+) -> str:
     """The one line the worker stops with."""
     return (
         f"the BigQuery dataset {dataset_id(settings)} is not what this version of coinstream "
-        f"writes to: {'; '.join(differences)}; run `{TERRAFORM_APPLY}` with this version's "
-        "terraform/ files to bring it up to date"
+        f"writes to: {'; '.join(differences)}; {advice}"
     )
+
+
+def addable_columns(expected: bigquery.Table, actual: bigquery.Table) -> list[bigquery.SchemaField]:
+    """The NULLABLE columns ``expected`` has and ``actual`` lacks: what can simply be added."""
+    found = {field.name for field in actual.schema}
+    return [
+        field for field in expected.schema if field.name not in found and _mode(field) == "NULLABLE"
+    ]
 
 
 def warehouse_differences(client: bigquery.Client, settings: Settings) -> list[str]:
@@ -150,3 +172,60 @@ def check_warehouse(client: bigquery.Client, settings: Settings) -> None:
     differences = warehouse_differences(client, settings)
     if differences:
         raise WarehouseIncompatible(incompatibility_message(settings, differences))
+
+
+def add_columns(
+    client: bigquery.Client,
+    settings: Settings,
+    table: bigquery.Table,
+    columns: list[bigquery.SchemaField],
+) -> bigquery.Table:
+    """Add NULLABLE ``columns`` to ``table`` with DDL; return the table as it is now.
+
+    ``ALTER TABLE ... ADD COLUMN`` is what BigQuery documents for this, and its result is in
+    the table's schema at once. The emulator applies it to its data but not to the schema it
+    reports, so whatever the schema still lacks is patched in with ``update_table``.
+    """
+    retry = bigquery_retry(settings)
+    timeout = settings.bigquery_timeout_seconds
+    name = f"{table.project}.{table.dataset_id}.{table.table_id}"
+    for field in columns:
+        client.query(
+            f"ALTER TABLE `{name}` ADD COLUMN IF NOT EXISTS `{field.name}` "
+            f"{standard_type(field.field_type)}",
+            retry=retry,
+            timeout=timeout,
+        ).result(timeout=timeout)
+    table = client.get_table(table.reference, retry=retry, timeout=timeout)
+    known = {field.name for field in table.schema}
+    unlisted = [field for field in columns if field.name not in known]
+    if unlisted:
+        table.schema = [*table.schema, *unlisted]
+        table = client.update_table(table, ["schema"], retry=retry, timeout=timeout)
+    return table
+
+
+def evolve_warehouse(client: bigquery.Client, settings: Settings) -> list[str]:
+    """Add the code's new NULLABLE columns to the existing tables; return them as table.column.
+
+    Raises WarehouseIncompatible, naming every other difference, when a table differs in a way
+    adding columns cannot mend. Call it after ``ensure_warehouse`` made the missing tables.
+    """
+    retry = bigquery_retry(settings)
+    timeout = settings.bigquery_timeout_seconds
+    added: list[str] = []
+    differences: list[str] = []
+    for schema in TABLES:
+        expected = table_definition(settings, schema)
+        actual = client.get_table(expected.reference, retry=retry, timeout=timeout)
+        new_columns = addable_columns(expected, actual)
+        if new_columns:
+            actual = add_columns(client, settings, actual, new_columns)
+            added += [f"{schema.table}.{field.name}" for field in new_columns]
+        differences += [
+            f"table {schema.table}: {difference}"
+            for difference in table_differences(expected, actual)
+        ]
+    if differences:
+        raise WarehouseIncompatible(incompatibility_message(settings, differences, WORKER_ADVICE))
+    return added

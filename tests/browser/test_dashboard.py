@@ -27,6 +27,7 @@ from deploy.local.readiness import http_answers
 from shared.schemas import ASSETS
 from shared.settings import PROJECT_ROOT, Settings
 from shared.warehouse import create_bigquery_client, ensure_views, ensure_warehouse, table_id
+from tests.asset_history import load_history, walk_back
 from tests.conftest import (
     SIMULATOR_PORT,
     TEST_ENVIRONMENT,
@@ -47,6 +48,7 @@ DEAD_EMULATOR_PORT = offset_port(18259)  # nothing listens here
 DOCS = PROJECT_ROOT / "docs"
 LOG_DIR = TEST_STATE_DIR / "logs"
 PRICE_CHART = "chart-asset-price"
+MONTH_SECONDS = 30 * 86400
 
 
 @dataclass
@@ -344,6 +346,79 @@ def test_exchange_charts_show_volume_share_over_time_and_its_split(
     assert page.locator("#exchange-table tbody tr").count() >= 30  # 40 simulated exchanges
 
     page.screenshot(path=str(DOCS / "dashboard-exchanges.png"), full_page=True)
+
+
+def test_history_is_drawn_before_live_data_with_a_line_where_it_begins(
+    page: Page, pipeline: Pipeline
+) -> None:
+    open_dashboard(page, pipeline.dashboard_url)
+    page.select_option("#range", str(MONTH_SECONDS))
+    # No history yet: the range reaches before the snapshots, and the page says what fills it.
+    note = page.locator("#history-note")
+    expect(note).to_contain_text("coinstream backfill --top 10", timeout=30_000)
+    expect(page.locator("#history-legend")).to_be_hidden()
+
+    # A month of hourly history for the top ten, ending an hour before the first snapshot.
+    top_ten = page.evaluate(
+        "() => window.coinstreamDashboard.state.latest.assets.slice(0, 10)"
+        ".map((a) => [a.id, a.price_usd, a.supply])"
+    )
+    client = create_bigquery_client(pipeline.settings)
+    # Where live data begins for them: the first snapshot of any of the ten.
+    first_snapshot = next(
+        iter(
+            client.query(
+                f"SELECT MIN(source_timestamp) AS t FROM `{table_id(pipeline.settings, ASSETS)}` "
+                "WHERE id IN UNNEST(@ids)",
+                job_config=bigquery.QueryJobConfig(
+                    query_parameters=[
+                        bigquery.ArrayQueryParameter("ids", "STRING", [row[0] for row in top_ten])
+                    ]
+                ),
+            ).result()
+        )
+    )["t"]
+    until = first_snapshot - timedelta(hours=1)
+    rows = [
+        row
+        for asset_id, price, supply in top_ten
+        for row in walk_back(asset_id, price, supply or 1e6, until, hours=30 * 24)
+    ]
+    load_history(client, pipeline.settings, rows)
+
+    page.reload()
+    page.wait_for_function("Number(document.body.dataset.loads || 0) >= 1", timeout=60_000)
+    page.select_option("#range", str(MONTH_SECONDS))
+    page.wait_for_function(
+        "() => window.coinstreamDashboard.state.liveStart !== null", timeout=60_000
+    )
+    live_start = page.evaluate("() => window.coinstreamDashboard.state.liveStart")
+    assert live_start == pytest.approx(first_snapshot.timestamp() * 1000, abs=60_000)
+    drawn = chart_series(page, PRICE_CHART)
+    assert len(drawn) == 10
+    month_ago = (datetime.now(UTC) - timedelta(days=29)).timestamp() * 1000
+    for series in drawn:
+        assert series["first"] < month_ago, series  # history reaches back a month
+        assert series["last"] >= live_start, series  # and live data follows it
+    kinds = page.evaluate(
+        """() => window.coinstreamDashboard.charts['chart-asset-price'].data.datasets.map(
+            (d) => [d.data.filter((p) => p.history).length, d.data.filter((p) => !p.history)
+                    .every((p) => p.x >= window.coinstreamDashboard.state.liveStart)])"""
+    )
+    assert all(history_points > 100 and live_after for history_points, live_after in kinds)
+    for chart in (PRICE_CHART, "chart-asset-market-cap", "chart-asset-supply"):
+        marker = page.evaluate(
+            "(chart) => window.coinstreamDashboard.charts[chart].options.plugins.liveStart.at",
+            chart,
+        )
+        assert marker == live_start, chart
+    legend = page.locator("#history-legend")
+    expect(legend).to_be_visible()
+    expect(legend).to_contain_text("history (backfilled, simulated)")
+    expect(legend).to_contain_text("live data begins")
+    expect(note).to_be_hidden()
+
+    page.screenshot(path=str(DOCS / "dashboard-history.png"), full_page=True)
 
 
 def load_old_snapshot(settings: Settings, asset_id: str, at: datetime) -> None:

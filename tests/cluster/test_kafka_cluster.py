@@ -41,7 +41,12 @@ from tests.conftest import (
     read_topic,
     wait_for,
 )
-from tests.integration.control_support import ControlApi, launch, wait_until_answering
+from tests.integration.control_support import (
+    ControlApi,
+    launch,
+    topic_end_total,
+    wait_until_answering,
+)
 from tests.stream_worker_process import StreamWorkerProcess
 
 pytestmark = pytest.mark.cluster
@@ -325,6 +330,8 @@ def kafka_order_per_key(pipeline: ReplicatedPipeline, topic: str) -> dict[str, i
     """Each key's messages in offset order must carry non-decreasing source timestamps; a
     re-sent message (after a producer was replaced) shows as a copy, which the worker drops."""
     messages = asyncio.run(read_topic(pipeline.settings.kafka_bootstrap_servers, topic))
+    # Reading stops once the topic is idle; the end offsets show any message it missed.
+    assert topic_end_total(pipeline.settings, topic) == len(messages)
     last: dict[bytes, int] = {}
     seen: Counter[tuple[bytes, int]] = Counter()
     out_of_order = set()

@@ -425,8 +425,13 @@ def test_lag_grows_while_the_worker_is_stopped_and_returns_to_zero(pipeline: Pip
         wait_for(
             lambda: ingestor_health(WORKER_PORT)["state"] == "STOPPED", "the worker to stop", 60
         )
-        report = api.json("/lag")
         broker = asyncio.run(broker_offsets(SETTINGS, SETTINGS.stream_consumer_group, topics))
+        # An answer may be up to COINSTREAM_CONTROL_ANSWER_CACHE_SECONDS old: the first one
+        # measured after the freeze must equal the broker's offsets exactly.
+        wait_for(
+            lambda: lag_by_partition(api.json("/lag")) == broker, "/lag to match the broker", 30
+        )
+        report = api.json("/lag")
         assert lag_by_partition(report) == broker
         assert report["lag_records"] == sum(
             end - (committed or 0) for end, committed in broker.values()

@@ -1,4 +1,5 @@
-"""The control service refuses to start, with one line, when it would be open to anyone."""
+"""The control service refuses to start, with one line, when it would be open to anyone (no
+token, open off loopback, or a token short enough to guess)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.integration
             {"COINSTREAM_CONTROL_ALLOW_OPEN": "true", "COINSTREAM_BIND_HOST": "0.0.0.0"},
             "honoured only on a loopback address",
         ),
+        ({"COINSTREAM_CONTROL_API_TOKEN": "fifteen-chars!!"}, "fewer than 16"),
     ],
 )
 def test_the_service_refuses_to_start_with_one_line(

@@ -25,6 +25,7 @@ from services.dashboard.app import create_app
 from shared.schemas import ASSETS, EXCHANGES, TableSchema
 from shared.settings import Settings
 from shared.warehouse import create_bigquery_client, ensure_views, ensure_warehouse, table_id
+from tests.asset_history import history_row, load_history
 from tests.conftest import TEST_ENVIRONMENT, LocalStack, offset_port, settings_from
 
 pytestmark = pytest.mark.integration
@@ -97,6 +98,23 @@ def exchange_rows() -> list[dict[str, Any]]:
     ]
 
 
+HISTORY_HOURS = 72  # bitcoin's backfilled history: hourly, three days up to an hour ago
+HISTORY_AFTER_LIVE_PRICE = 999_999.0
+
+
+def history_rows() -> list[dict[str, Any]]:
+    """Hourly bitcoin history, and one point after its snapshots begin (never to be drawn)."""
+    start = NOW - timedelta(hours=HISTORY_HOURS)
+    rows = [
+        history_row(
+            "bitcoin", "h1", start + timedelta(hours=hour), 200.0 + hour, 18_000_000.0 + hour
+        )
+        for hour in range(HISTORY_HOURS)
+    ]
+    rows.append(history_row("bitcoin", "h1", NEWEST, HISTORY_AFTER_LIVE_PRICE, 1.0))
+    return rows
+
+
 def load(client: bigquery.Client, settings: Settings, schema: TableSchema, rows: list[Any]) -> None:
     body = io.BytesIO("\n".join(json.dumps(row) for row in rows).encode())
     client.load_table_from_file(
@@ -125,6 +143,7 @@ def api(local_stack: LocalStack) -> Iterator[TestClient]:
     ensure_views(client, settings)
     load(client, settings, ASSETS, asset_rows())
     load(client, settings, EXCHANGES, exchange_rows())
+    load_history(client, settings, history_rows())
     with TestClient(create_app(settings)) as test_client:
         yield test_client
 
@@ -211,6 +230,54 @@ def test_a_series_has_at_most_the_points_asked_for_ending_at_the_newest(api: Tes
     assert set(kraken["percent_total_volume"]) == {40.0}
 
 
+def test_history_fills_the_range_before_the_first_snapshot(api: TestClient) -> None:
+    since = NOW - timedelta(days=2)
+    answer = get(api, "/api/assets/bitcoin/history", since=since.isoformat(), points=1000)
+    live_since = datetime.fromisoformat(answer["live_since"])
+    assert live_since == snapshot_time(0)  # the first snapshot in the range
+    times = answer["t"]
+    assert times == sorted(times) and times
+    assert times[0] >= since.timestamp() * 1000
+    assert times[-1] < live_since.timestamp() * 1000  # history stops where live data begins
+    assert HISTORY_AFTER_LIVE_PRICE not in answer["price_usd"]
+    assert len(times) == 48  # the hours of two days back, each a point of its own
+    assert set(answer["interval"]) == {"h1"}
+    assert answer["price_usd"][-1] == 200.0 + HISTORY_HOURS - 1
+    assert answer["circulating_supply"][-1] == 18_000_000.0 + HISTORY_HOURS - 1
+
+    few = get(
+        api,
+        "/api/assets/bitcoin/history",
+        since=since.isoformat(),
+        until=NOW.isoformat(),
+        points=6,
+    )
+    assert 2 <= len(few["t"]) <= 8 and few["bucket_seconds"] == math.ceil(2 * 86400 / 6)
+
+
+def test_history_of_a_range_without_snapshots_fills_all_of_it(api: TestClient) -> None:
+    until = NOW - timedelta(days=1)
+    answer = get(
+        api,
+        "/api/assets/bitcoin/history",
+        since=(NOW - timedelta(days=3)).isoformat(),
+        until=until.isoformat(),
+        points=1000,
+    )
+    assert answer["live_since"] is None
+    assert len(answer["t"]) == 49  # hourly, both ends included
+    assert answer["t"][-1] == int(until.timestamp() * 1000)
+
+
+def test_an_asset_without_history_answers_an_empty_one(api: TestClient) -> None:
+    answer = get(api, "/api/assets/ethereum/history", since=(NOW - timedelta(days=1)).isoformat())
+    assert answer["t"] == [] and answer["price_usd"] == [] and answer["circulating_supply"] == []
+    assert datetime.fromisoformat(answer["live_since"]) == snapshot_time(0)
+    assert api.get("/api/assets/bitcoin') OR TRUE --/history").status_code in (404, 422)
+    assert api.get("/api/assets/bit%20coin/history").status_code == 422
+    assert get(api, "/api/status")["backfill_command"].startswith("coinstream backfill ")
+
+
 @pytest.mark.parametrize(
     ("path", "parameters", "complaint"),
     [
@@ -247,6 +314,7 @@ def test_an_empty_warehouse_is_not_an_error_and_says_what_to_start(
         assert "is the stream worker running? (`make run` starts it)" in status["message"]
         assert get(empty, "/api/assets/latest")["assets"] == []
         assert get(empty, "/api/exchanges/series", ids="binance")["series"] == []
+        assert get(empty, "/api/assets/bitcoin/history")["t"] == []
 
 
 def test_an_unreachable_warehouse_is_a_503_naming_it() -> None:
@@ -279,6 +347,7 @@ def test_openapi_documents_every_route_and_its_errors(api: TestClient) -> None:
         "/api/assets/series",
         "/api/exchanges/latest",
         "/api/exchanges/series",
+        "/api/assets/{key}/history",
     ):
         responses = paths[path]["get"]["responses"]
         assert responses["503"]["content"]["application/json"]["schema"] == {

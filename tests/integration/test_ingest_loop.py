@@ -20,6 +20,7 @@ from services.ingestor.specs import IngestorSpec
 from shared.coincap.client import CoinCapClient
 from shared.settings import Settings
 from tests.conftest import SIMULATOR_PORT, TEST_ENVIRONMENT, read_topic, settings_from
+from tests.integration.control_support import topic_end_total
 
 pytestmark = pytest.mark.integration
 
@@ -64,6 +65,10 @@ class Harness:
 
     async def messages(self, topic: str, expected: int | None = None) -> list[dict[str, Any]]:
         records = await read_topic(self.settings.kafka_bootstrap_servers, topic, expected)
+        if expected is not None:
+            # Reading stops at the Nth message; the end offsets show a copy after it.
+            on_broker = await asyncio.to_thread(topic_end_total, self.settings, topic)
+            assert on_broker == len(records), f"{topic}: {on_broker} on the broker, read {expected}"
         return [
             json.loads(record.value) | {"_key": record.key} for record in records if record.value
         ]

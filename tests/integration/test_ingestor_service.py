@@ -25,6 +25,7 @@ from tests.conftest import (
     read_topic,
     wait_for,
 )
+from tests.integration.control_support import topic_end_total
 
 pytestmark = pytest.mark.integration
 
@@ -124,6 +125,8 @@ def test_polls_continue_through_a_broker_outage_and_arrive_once_in_order(
             expected=len(poll_ids) * records_per_poll,
         )
     )
+    # Reading stopped at the expected count; the end offsets show a copy after it.
+    assert topic_end_total(local_stack.settings, topic) == len(messages)
     check_every_poll_arrived_once_in_order(messages, poll_ids, records_per_poll)
 
 
@@ -149,6 +152,8 @@ def test_sigterm_mid_poll_finishes_the_poll_and_delivers_it(
             expected=len(poll_ids) * records_per_poll,
         )
     )
+    # Reading stopped at the expected count; the end offsets show a copy after it.
+    assert topic_end_total(local_stack.settings, topic) == len(messages)
     check_every_poll_arrived_once_in_order(messages, poll_ids, records_per_poll)
 
 

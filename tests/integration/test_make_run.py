@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from shared.settings import PROJECT_ROOT
+from shared.supervised_processes import read_supervisor_report
 from tests.conftest import offset_port, subprocess_environment
 
 pytestmark = pytest.mark.integration
@@ -23,6 +24,14 @@ def processes_in_session(session_id: int) -> list[str]:
     return [
         line.strip() for line in listing.splitlines() if line.split(None, 1)[0] == str(session_id)
     ]
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_make_run_reports_ready_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
@@ -71,8 +80,14 @@ def test_make_run_reports_ready_and_ctrl_c_stops_everything(tmp_path: Path) -> N
         assert f"commands need the token in {token_file}" in log_text
         assert token_file.stat().st_mode & 0o777 == 0o600
         assert token_file.read_text().strip() not in log_text
-        # make, honcho, broker, emulator, simulator, two ingestors, the watcher (and shells)
-        assert len(processes_in_session(make.pid)) >= 8
+        # make and the supervisor; the supervisor's processes (broker, emulator, simulator, two
+        # ingestors, the watcher, ...) run in sessions of their own, so it lists them.
+        assert len(processes_in_session(make.pid)) >= 2
+        report = read_supervisor_report(tmp_path / "state" / "run-processes.json")
+        assert report is not None
+        supervised = [p.pid for p in report.processes.values() if p.pid is not None]
+        assert len(supervised) >= 8
+        assert all(process_exists(pid) for pid in supervised)
 
         # Records reach the warehouse, and what the terminal shows is our lines, not the
         # libraries' chatter: py4j logged a line on every trigger, the broker one per partition.
@@ -92,6 +107,7 @@ def test_make_run_reports_ready_and_ctrl_c_stops_everything(tmp_path: Path) -> N
         while processes_in_session(make.pid) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert processes_in_session(make.pid) == []
+        assert [pid for pid in supervised if process_exists(pid)] == []
     finally:
         if make.poll() is None or processes_in_session(make.pid):
             os.killpg(make.pid, signal.SIGKILL)

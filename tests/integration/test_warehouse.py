@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from google.cloud import bigquery
 
-from shared.schemas import ASSETS, EXCHANGES
+from shared.schemas import ASSETS, EXCHANGES, TABLES
 from shared.settings import Settings
 from shared.warehouse import (
     WarehouseIncompatible,
@@ -17,6 +17,7 @@ from shared.warehouse import (
     create_bigquery_client,
     ensure_views,
     ensure_warehouse,
+    evolve_warehouse,
     relation_id,
     table_definition,
     table_id,
@@ -54,7 +55,7 @@ def test_tables_are_partitioned_by_day_and_clustered_on_their_key(
 
 def test_ensure_warehouse_is_idempotent(client: bigquery.Client, stack_settings: Settings) -> None:
     again = ensure_warehouse(client, stack_settings)
-    assert [table.table_id for table in again] == ["assets", "exchanges", "quarantine"]
+    assert [table.table_id for table in again] == [schema.table for schema in TABLES]
 
 
 def test_tiny_prices_and_huge_market_caps_survive_to_15_significant_digits(
@@ -134,3 +135,63 @@ def test_a_missing_dataset_is_named(stack_settings: Settings) -> None:
     settings = stack_settings.model_copy(update={"bigquery_dataset": "never_created"})
     with pytest.raises(WarehouseIncompatible, match=r"never_created is not what .*: it does not"):
         check_warehouse(create_bigquery_client(settings), settings)
+
+
+def fresh_dataset(stack_settings: Settings) -> tuple[bigquery.Client, Settings]:
+    settings = stack_settings.model_copy(
+        update={"bigquery_dataset": f"evolve_{uuid.uuid4().hex[:8]}"}
+    )
+    client = create_bigquery_client(settings)
+    ensure_warehouse(client, settings)
+    return client, settings
+
+
+def replace_table(client: bigquery.Client, table: bigquery.Table) -> None:
+    client.delete_table(table.reference)
+    client.create_table(table)
+
+
+def test_a_new_nullable_column_is_added_to_an_existing_table(stack_settings: Settings) -> None:
+    client, settings = fresh_dataset(stack_settings)
+    # The assets table as an older version made it, before `explorer` and `vwap_24hr`, with a row.
+    older = table_definition(settings, ASSETS)
+    older.schema = [f for f in older.schema if f.name not in ("explorer", "vwap_24hr")]
+    replace_table(client, older)
+    now = datetime.now(UTC).isoformat()
+    row = {"id": "old", "source_timestamp": now, "processing_timestamp": now}
+    assert client.insert_rows_json(table_id(settings, ASSETS), [row]) == []
+
+    assert evolve_warehouse(client, settings) == ["assets.vwap_24hr", "assets.explorer"]
+    table = client.get_table(table_id(settings, ASSETS))
+    assert {"explorer", "vwap_24hr"} <= {field.name for field in table.schema}
+    ensure_views(client, settings)
+    check_warehouse(client, settings)  # now what the code writes, column for column
+    # The old row reads the new column as null; a new row can fill it.
+    rows = client.query(f"SELECT id, explorer FROM `{table_id(settings, ASSETS)}`").result(
+        timeout=15
+    )
+    assert [(r["id"], r["explorer"]) for r in rows] == [("old", None)]
+    assert evolve_warehouse(client, settings) == []  # nothing more to add
+
+
+def test_a_change_columns_cannot_mend_is_refused_in_one_line(stack_settings: Settings) -> None:
+    client, settings = fresh_dataset(stack_settings)
+    other = table_definition(settings, ASSETS)
+    other.schema = [
+        bigquery.SchemaField(field.name, "STRING", field.mode)
+        if field.name == "price_usd"
+        else field
+        for field in other.schema
+        if field.name != "explorer"
+    ]
+    replace_table(client, other)
+
+    with pytest.raises(WarehouseIncompatible) as raised:
+        evolve_warehouse(client, settings)
+    assert str(raised.value) == (
+        f"the BigQuery dataset {settings.warehouse_project}.{settings.bigquery_dataset} is not "
+        "what this version of coinstream writes to: table assets: column price_usd is STRING, "
+        "the code writes FLOAT64; the stream worker adds new NULLABLE columns by itself and "
+        "changes nothing else: migrate or recreate these tables by hand "
+        "(docs/warehouse.md#schema-changes)"
+    )

@@ -21,6 +21,7 @@ from shared.coincap import (
     CoinCapUnavailable,
     MalformedResponse,
     QuotaExhausted,
+    ResponseTooLarge,
     RetiredApiVersion,
     UnexpectedStatus,
     validation_error,
@@ -351,3 +352,34 @@ def test_invalid_settings_are_refused() -> None:
         CoinCapClient(BASE_URL, page_limit=2001)
     with pytest.raises(ValueError, match="max_retries"):
         CoinCapClient(BASE_URL, max_retries=-1)
+
+
+async def test_a_body_over_the_cap_is_refused_counted_and_not_retried() -> None:
+    app = simulator()
+    await add_fault(app, mode="oversized_body", size_bytes=2_000_000)
+    observer = ResponseRecorder()
+    async with client_for(app, on_response=observer, max_response_bytes=1_000_000) as client:
+        with pytest.raises(ResponseTooLarge) as refused:
+            await client.fetch_all("assets")
+        assert "1000000 bytes" in str(refused.value)
+        assert "COINSTREAM_COINCAP_MAX_RESPONSE_BYTES" in str(refused.value)
+        assert observer.statuses == ["too_large"]  # counted, and not fetched again
+        # The next poll, under the cap, works.
+        assert len((await client.fetch_all("assets")).records) == ASSET_COUNT
+
+
+async def test_a_declared_length_over_the_cap_is_refused_before_reading() -> None:
+    read: list[int] = []
+
+    def oversized(request: httpx.Request) -> httpx.Response:
+        async def body() -> Any:
+            read.append(1)
+            yield b"{}"
+
+        return httpx.Response(200, headers={"Content-Length": "50000000"}, content=body())
+
+    transport = httpx.MockTransport(oversized)
+    async with CoinCapClient(BASE_URL, transport=transport, max_response_bytes=1024) as client:
+        with pytest.raises(ResponseTooLarge):
+            await client.fetch_all("assets")
+    assert read == []

@@ -76,7 +76,7 @@ def test_numbers_may_be_decimal_strings_ints_or_floats(value: object, expected: 
     assert AssetRecord.model_validate(record).priceUsd == expected
 
 
-@pytest.mark.parametrize("rank", ["1", 1, 1.0, "1.0"])
+@pytest.mark.parametrize("rank", ["1", 1, " 1 ", "+1"])
 def test_rank_and_trading_pairs_become_int(rank: object) -> None:
     assert AssetRecord.model_validate({**BITCOIN, "rank": rank}).rank == 1
     exchange = ExchangeRecord.model_validate({**KRAKEN, "rank": rank, "tradingPairs": rank})
@@ -115,6 +115,19 @@ def test_unknown_fields_are_allowed() -> None:
         ("assets", {**BITCOIN, "priceUsd": True}, "priceUsd: not a number: True"),
         ("assets", {**BITCOIN, "supply": {"value": 1}}, "supply: not a number: {'value': 1}"),
         ("assets", {**BITCOIN, "rank": "1.5"}, "rank: not a whole number: '1.5'"),
+        # As the stream worker's bigint cast: digits only, within 64 bits.
+        ("assets", {**BITCOIN, "rank": "1e3"}, "rank: not a whole number: '1e3'"),
+        ("assets", {**BITCOIN, "rank": "1.0"}, "rank: not a whole number: '1.0'"),
+        ("assets", {**BITCOIN, "rank": 1.0}, "rank: not a whole number: 1.0"),
+        ("assets", {**BITCOIN, "rank": 2**63}, f"rank: not a whole number: {2**63}"),
+        # As the stream worker's double cast: finite, Java's number syntax.
+        (
+            "assets",
+            {**BITCOIN, "priceUsd": "1e400"},
+            "priceUsd: not a finite FLOAT64 number: '1e400'",
+        ),
+        ("assets", {**BITCOIN, "priceUsd": "1_000"}, "priceUsd: not a number: '1_000'"),
+        ("assets", {**BITCOIN, "priceUsd": float("inf")}, "priceUsd: not a number: inf"),
         ("exchanges", without(KRAKEN, "exchangeId"), "missing required field 'exchangeId'"),
         ("exchanges", {**KRAKEN, "updated": "yesterday"}, "updated: not a number: 'yesterday'"),
         ("exchanges", {**KRAKEN, "tradingPairs": "many"}, "tradingPairs: not a number: 'many'"),

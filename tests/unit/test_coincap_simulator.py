@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from services import coincap_simulator as simulator
 from services.coincap_simulator import create_app, load_universe
+from services.coincap_simulator.faults import MAX_QUEUED_FAULTS
 from shared.coincap.models import validation_error
 
 pytestmark = pytest.mark.unit
@@ -319,3 +320,23 @@ def test_the_cli_refuses_a_bad_fault(capsys: pytest.CaptureFixture[str]) -> None
         simulator.main(["--fault", '{"mode": "earthquake"}'])
     assert exit_info.value.code == 2
     assert "not a fault knob" in capsys.readouterr().err
+
+
+async def test_an_oversized_body_is_that_many_bytes_of_valid_json(http: httpx.AsyncClient) -> None:
+    fault = {"mode": "oversized_body", "size_bytes": 300_000}
+    assert (await http.post("/_simulator/faults", json=fault)).status_code == 200
+    response = await http.get("/v3/assets")
+    assert response.status_code == 200 and len(response.content) == 300_000
+    assert response.json()["data"] == []
+
+
+async def test_the_fault_queue_is_bounded_with_a_clear_409(http: httpx.AsyncClient) -> None:
+    for _ in range(MAX_QUEUED_FAULTS):
+        added = await http.post("/_simulator/faults", json={"mode": "slow", "seconds": 0})
+        assert added.status_code == 200
+    refused = await http.post("/_simulator/faults", json={"mode": "server_error"})
+    assert refused.status_code == 409
+    assert "DELETE /_simulator/faults" in refused.json()["detail"]
+    listed = (await http.get("/_simulator/faults")).json()["faults"]
+    assert len(listed) == MAX_QUEUED_FAULTS
+    assert (await http.delete("/_simulator/faults")).json()["cleared"] == len(listed)

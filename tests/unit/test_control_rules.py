@@ -24,7 +24,7 @@ def settings(**values: Any) -> Settings:
 
 
 def test_a_token_means_token_access() -> None:
-    assert check_access_settings(settings(control_api_token="s3cret-token")) is False
+    assert check_access_settings(settings(control_api_token="s3cret-token-long-enough")) is False
 
 
 def test_no_token_is_refused_with_what_to_set() -> None:
@@ -43,6 +43,14 @@ def test_open_access_is_honoured_on_loopback_only() -> None:
 def test_an_empty_token_is_refused() -> None:
     with pytest.raises(StartupRefused, match="empty"):
         check_access_settings(settings(control_api_token="  "))
+
+
+def test_a_short_token_is_refused_in_one_line() -> None:
+    with pytest.raises(StartupRefused) as refused:
+        check_access_settings(settings(control_api_token="fifteen-chars!!"))
+    assert "fewer than 16" in str(refused.value) and "\n" not in str(refused.value)
+    assert "fifteen-chars" not in str(refused.value)
+    assert check_access_settings(settings(control_api_token="sixteen-chars!!!")) is False
 
 
 def test_secrets_are_redacted_from_what_we_show() -> None:

@@ -21,9 +21,15 @@ DOCS = PROJECT_ROOT / "docs"
 README = PROJECT_ROOT / "README.md"
 PAGES = sorted(DOCS.glob("*.md"))
 
-NOT_SETTINGS = {"COINSTREAM_ENV_FILE", "COINSTREAM_TEST_PORT_OFFSET"}
+NOT_SETTINGS = {
+    "COINSTREAM_ENV_FILE",
+    "COINSTREAM_TEST_PORT_OFFSET",
+    "COINSTREAM_CHAOS_LONG_MINUTES",
+    "COINSTREAM_CHAOS_WORKER_KILLS",
+}
 """Variables the docs name that are read outside ``Settings``: which env file to read (by
-``Settings`` itself, before any field) and the tests' port offset (by ``tests/conftest.py``)."""
+``Settings`` itself, before any field), the tests' port offset (by ``tests/conftest.py``) and
+the fault suite's run length and kill count (by ``tests/chaos``)."""
 
 # [text](target) and ![alt](target); a target ends at the first space or closing parenthesis.
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")

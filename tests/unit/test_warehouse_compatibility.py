@@ -13,6 +13,8 @@ from shared.schemas import ASSETS, EXCHANGES, QUARANTINE
 from shared.settings import Settings
 from shared.warehouse import table_definition
 from shared.warehouse.compatibility import (
+    WORKER_ADVICE,
+    addable_columns,
     incompatibility_message,
     standard_type,
     table_differences,
@@ -163,3 +165,26 @@ def test_one_owner_of_the_schema_per_environment() -> None:
     assert not Settings(
         _env_file=None, warehouse_schema_owner="terraform"
     ).worker_owns_warehouse_schema
+
+
+def test_only_a_missing_nullable_column_can_be_added() -> None:
+    expected = table_definition(SETTINGS, ASSETS)
+    older = as_the_api_answers(expected)
+    older.schema = [
+        field for field in older.schema if field.name not in ("explorer", "processing_timestamp")
+    ]
+    assert [field.name for field in addable_columns(expected, older)] == ["explorer"]
+    assert addable_columns(expected, as_the_api_answers(expected)) == []
+
+
+def test_where_the_worker_owns_the_tables_the_message_says_what_it_will_not_do() -> None:
+    message = incompatibility_message(
+        SETTINGS,
+        ["table assets: column price_usd is STRING, the code writes FLOAT64"],
+        WORKER_ADVICE,
+    )
+    assert "\n" not in message
+    assert message.endswith(
+        "the stream worker adds new NULLABLE columns by itself and changes nothing else: migrate "
+        "or recreate these tables by hand (docs/warehouse.md#schema-changes)"
+    )

@@ -3,6 +3,8 @@ string, ``{"data": [...], "timestamp": <ms>}``).
 
     GET /v3/assets       limit (default 100, max 2000), offset, ids=bitcoin,ethereum, search
     GET /v3/exchanges    limit, offset
+    GET /v3/assets/{id}/history   interval (m1 ... d1), start and end (epoch ms; without them,
+                         the last day): at most 10,000 points, none later than the current tick
     GET /v2/...          always the v2 retirement notice, as CoinCap v2 answers today
 
 With an API key set, /v3 requests need ``Authorization: Bearer KEY`` or ``?apiKey=KEY``;
@@ -20,11 +22,16 @@ from fastapi.responses import JSONResponse
 
 from services.coincap_simulator.dependencies import SimulatorState, StateDep
 from services.coincap_simulator.faults import altered_records, hold_back, replacement_response
+from services.coincap_simulator.history import history_points
 from services.coincap_simulator.models import Endpoint, error_response, retirement_notice
+from services.coincap_simulator.routes.served import record_served
+from shared.coincap.history import HISTORY_INTERVALS, interval_milliseconds
 
 router = APIRouter(tags=["CoinCap v3 (simulated)"])
 
 MAX_LIMIT = 2000
+MAX_HISTORY_POINTS = 10_000
+_DAY_MS = 86_400_000
 
 Records = list[dict[str, Any]]
 
@@ -60,6 +67,59 @@ async def exchanges(
     state: StateDep, request: Request, limit: int = 100, offset: int = 0
 ) -> Response:
     return await answer(state, "exchanges", request, limit, offset, lambda: state.market.exchanges)
+
+
+@router.get("/v3/assets/{asset_id}/history")
+async def asset_history(
+    state: StateDep,
+    request: Request,
+    asset_id: str,
+    interval: str,
+    start: int | None = None,
+    end: int | None = None,
+) -> Response:
+    state.stats.count_request("history")
+    response = await history_or_error(state, request, asset_id, interval, start, end)
+    state.stats.count_status("history", response.status_code)
+    return response
+
+
+async def history_or_error(
+    state: SimulatorState,
+    request: Request,
+    asset_id: str,
+    interval: str,
+    start: int | None,
+    end: int | None,
+) -> Response:
+    """Checks first (key, interval, range), then the fault knob, then the points."""
+    now_ms = round(state.clock() * 1000)
+    if not has_api_key(request, state.api_key):
+        message = "Unauthorized: a valid API key is required (simulated CoinCap)"
+        return error_response(message, 401, now_ms)
+    interval_ms = interval_milliseconds(interval)
+    if interval_ms is None:
+        message = f"interval must be one of {', '.join(HISTORY_INTERVALS)}, got {interval!r}"
+        return error_response(message, 400, now_ms)
+    end_ms = now_ms if end is None else end
+    start_ms = end_ms - _DAY_MS if start is None else start
+    if start_ms > end_ms:
+        return error_response(f"start ({start_ms}) is after end ({end_ms})", 400, now_ms)
+    if (end_ms - start_ms) // interval_ms + 1 > MAX_HISTORY_POINTS:
+        message = f"a {interval} range may hold at most {MAX_HISTORY_POINTS} points"
+        return error_response(message, 400, now_ms)
+    fault = state.faults.take("history")
+    await hold_back(fault)
+    market = state.market
+    market.advance_to(state.clock())
+    replacement = replacement_response(fault, market.timestamp_ms)
+    if replacement is not None:
+        return replacement
+    points = history_points(market, asset_id, interval_ms, start_ms, end_ms)
+    if points is None:
+        return error_response(f"{asset_id} not found", 404, market.timestamp_ms)
+    records = altered_records(fault, "history", points)
+    return JSONResponse({"data": records, "timestamp": market.timestamp_ms})
 
 
 @router.get("/v2/{path:path}")
@@ -108,6 +168,8 @@ async def page_or_error(
     if replacement is not None:
         return replacement
     records = altered_records(fault, endpoint, select()[offset : offset + limit])
+    delayed = fault is not None and fault.mode == "slow"
+    record_served(request, endpoint, market.timestamp_ms, records, delayed)
     return JSONResponse({"data": records, "timestamp": market.timestamp_ms})
 
 

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Request, status
 
-from services.control.dependencies import ComponentsDep, require_token
+from services.control.dependencies import ComponentsDep, require_local_origin, require_token
 from services.control.errors import ControlError, error_responses
 from services.control.metrics import COMMANDS
 from services.control.models import (
@@ -124,7 +124,7 @@ for _command, (_method, _summary, _description) in COMMAND_DOCS.items():
         status_code=status.HTTP_202_ACCEPTED,
         summary=_summary,
         description=_description,
-        dependencies=[Depends(require_token)],
+        dependencies=[Depends(require_local_origin), Depends(require_token)],
         responses=error_responses(401, 403, 404, 409, 422, 503),
         response_model=CommandAccepted,
         response_description="The command is stored; the component acts on it within seconds.",

@@ -3,21 +3,12 @@ record topics can take writes)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-
-from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Response
 
-from services.control.dependencies import FreshnessReaderDep, ResourcesDep, SettingsDep
-from services.control.kafka_cluster import kafka_cluster_health
-from services.control.models import DependencyCheck, KafkaClusterHealth, Liveness, Readiness
-from shared.kafka import kafka_answers
-from shared.warehouse import describe_warehouse
+from services.control.dependencies import ResourcesDep
+from services.control.models import Liveness, Readiness
 
 router = APIRouter(tags=["health"])
-
-KAFKA_CHECK_SECONDS = 3.0
 
 
 @router.get("/healthz", summary="The control service is alive")
@@ -31,57 +22,13 @@ async def healthz(resources: ResourcesDep) -> Liveness:
     summary="Kafka and the warehouse answer",
     responses={503: {"model": Readiness, "description": "A dependency does not answer."}},
 )
-async def readyz(
-    settings: SettingsDep, freshness: FreshnessReaderDep, response: Response
-) -> Readiness:
+async def readyz(resources: ResourcesDep, response: Response) -> Readiness:
     """200 when Kafka answers a metadata request and the warehouse lists its datasets; 503
     naming each dependency that does not, with what to do about it. ``kafka_cluster`` says
     how the record topics are replicated: a lost broker makes it degraded (still ready), a
-    partition that cannot take writes makes it unavailable (503)."""
-
-    async def kafka() -> DependencyCheck:
-        started = time.monotonic()
-        ok = await kafka_answers(settings, KAFKA_CHECK_SECONDS)
-        return DependencyCheck(
-            ok=ok,
-            target=settings.kafka_bootstrap_servers,
-            detail=None
-            if ok
-            else f"Kafka at {settings.kafka_bootstrap_servers} does not answer; start it "
-            "(`make run`) or check COINSTREAM_KAFKA_BOOTSTRAP_SERVERS",
-            seconds=round(time.monotonic() - started, 3),
-        )
-
-    async def warehouse() -> DependencyCheck:
-        started = time.monotonic()
-        problem = await freshness.check()
-        return DependencyCheck(
-            ok=problem is None,
-            target=describe_warehouse(settings),
-            detail=problem,
-            seconds=round(time.monotonic() - started, 3),
-        )
-
-    async def kafka_cluster() -> KafkaClusterHealth | None:
-        topics = (settings.topic_assets, settings.topic_exchanges)
-        try:
-            return await kafka_cluster_health(settings, topics, KAFKA_CHECK_SECONDS)
-        except (KafkaError, OSError, TimeoutError):
-            return None  # the kafka check says why
-
-    kafka_check, warehouse_check, cluster = await asyncio.gather(
-        kafka(), warehouse(), kafka_cluster()
-    )
-    failing = [check.detail for check in (kafka_check, warehouse_check) if check.detail]
-    if cluster is not None and cluster.status == "unavailable" and cluster.detail:
-        failing.append(f"Kafka record topics: {cluster.detail}")
-    readiness = Readiness(
-        status="unready" if failing else "ready",
-        detail="; ".join(failing) or None,
-        kafka=kafka_check,
-        warehouse=warehouse_check,
-        kafka_cluster=cluster,
-    )
-    if failing:
+    partition that cannot take writes makes it unavailable (503). One check runs at a time;
+    requests within COINSTREAM_CONTROL_ANSWER_CACHE_SECONDS of it share its answer."""
+    readiness = await resources.readiness.get()
+    if readiness.status != "ready":
         response.status_code = 503
     return readiness

@@ -1,7 +1,9 @@
-"""``/api/<entity>/latest`` and ``/api/<entity>/series``, made once per entity description.
+"""``/api/<entity>/latest``, ``/api/<entity>/series`` and, for an entity with backfilled
+history, ``/api/<entity>/{key}/history``, made once per entity description.
 
-For the assets: ``/api/assets/latest`` (every asset's newest snapshot) and
-``/api/assets/series`` (chosen assets over time); the same for the exchanges.
+For the assets: ``/api/assets/latest`` (every asset's newest snapshot), ``/api/assets/series``
+(chosen assets over time) and ``/api/assets/bitcoin/history`` (one asset's history before its
+snapshots); the same for the exchanges, which have no history.
 """
 
 from __future__ import annotations
@@ -14,7 +16,13 @@ from services.dashboard.dependencies import ClientDep, SettingsDep
 from services.dashboard.entities import Entity
 from services.dashboard.errors import error_responses
 from services.dashboard.models import entity_models
-from services.dashboard.routes.parameters import IdsDep, LimitQuery, PointsQuery, TimeRangeDep
+from services.dashboard.routes.parameters import (
+    IdDep,
+    IdsDep,
+    LimitQuery,
+    PointsQuery,
+    TimeRangeDep,
+)
 
 
 def entity_router(entity: Entity) -> APIRouter:
@@ -64,4 +72,28 @@ def entity_router(entity: Entity) -> APIRouter:
         response_model=models.series_answer,
         responses=error_responses(422, 503),
     )
+    if entity.history is not None:
+        history_model = models.history
+
+        def history(
+            client: ClientDep,
+            settings: SettingsDep,
+            key: IdDep,
+            time_range: TimeRangeDep,
+            points: PointsQuery = 500,
+        ) -> BaseModel:
+            return queries.history(client, settings, entity, key, time_range, points)
+
+        router.add_api_route(
+            "/{key}/history",
+            history,
+            methods=["GET"],
+            name=f"{entity.name}_history",
+            summary=f"One {entity.noun}'s backfilled history, before its first snapshot",
+            description=f"The `{entity.history.table}` rows of one {entity.noun} in the range "
+            "and before `live_since`, its first snapshot there (where live data begins), one "
+            "point per time bucket. Empty until `coinstream backfill` has written history.",
+            response_model=history_model,
+            responses=error_responses(422, 503),
+        )
     return router

@@ -10,7 +10,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import Depends, Query
+from fastapi import Depends, Path, Query
 from fastapi.exceptions import RequestValidationError
 
 from services.dashboard.queries import TimeRange
@@ -73,7 +73,21 @@ def id_list(
     return chosen
 
 
+def one_id(
+    key: Annotated[
+        str,
+        Path(
+            description="One id, e.g. `bitcoin`.",
+            pattern=ID_PATTERN.pattern,
+            examples=["bitcoin"],
+        ),
+    ],
+) -> str:
+    return key
+
+
 TimeRangeDep = Annotated[TimeRange, Depends(time_range)]
+IdDep = Annotated[str, Depends(one_id)]
 IdsDep = Annotated[list[str], Depends(id_list)]
 PointsQuery = Annotated[
     int,

@@ -16,6 +16,8 @@ from shared.warehouse import dataset_id, describe_warehouse
 router = APIRouter(tags=["status"])
 
 START_HINT = "is the stream worker running? (`make run` starts it)"
+BACKFILL_COMMAND = "coinstream backfill --top 10"
+"""Fills the top ten assets' history (docs/cli.md says how to choose assets, range and interval)."""
 
 
 def empty_message(settings: Settings, assets: TableStatus, exchanges: TableStatus) -> str | None:
@@ -30,7 +32,8 @@ def empty_message(settings: Settings, assets: TableStatus, exchanges: TableStatu
         )
     return (
         f"no data yet: {dataset} has no asset or exchange rows from the last "
-        f"{queries.STATUS_HORIZON.days} days; {START_HINT} Are the ingestors polling?"
+        f"{queries.STATUS_HORIZON.days} days; {START_HINT} Are the ingestors polling? "
+        f"Once they are, `{BACKFILL_COMMAND}` fills in the charts' history."
     )
 
 
@@ -68,6 +71,7 @@ def status(resources: ResourcesDep, settings: SettingsDep) -> DashboardStatus:
         exchanges=exchanges,
         has_data=message is None,
         message=message,
+        backfill_command=BACKFILL_COMMAND,
     )
 
 

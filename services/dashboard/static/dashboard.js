@@ -1,11 +1,15 @@
 // coinstream dashboard: polls /api/status every refresh_seconds (the stream worker's trigger
 // interval) and redraws the open view in place when the warehouse has a newer row, the range
-// or the picked coins change. Charts are Chart.js, served by the dashboard itself.
+// or the picked coins change. Charts are Chart.js, served by the dashboard itself. The price
+// and supply charts draw backfilled history (dashed) where the snapshots do not reach, with a
+// line where live data begins.
 "use strict";
 
 const TOP_N = 10;
 const MAX_PICKED = 20; // the API's limit of ids per series request
 const SERIES_POINTS = 500; // an hour at 7 s resolution, 15 minutes at 2 s
+const HISTORY_REFRESH_MS = 60 * 1000; // history changes only when a backfill runs
+const HISTORY_DASH = [5, 4];
 const PALETTE = [
   "#2457c5", "#e8710a", "#12804a", "#c0362c", "#7b3fc4", "#8c564b", "#d6338a", "#5f6b7a",
   "#a3a010", "#1497a6", "#4c7ef0", "#f2a541", "#52b788", "#f07167", "#a27ee0", "#b08968",
@@ -26,6 +30,8 @@ const state = {
   timer: null,
   loading: null, // the load in progress, if any
   queued: null, // a refresh asked for while loading
+  history: { key: null, fetchedAt: 0, byId: new Map() }, // backfilled history of the picks
+  liveStart: null, // epoch ms where the drawn history ends and live snapshots begin
 };
 const charts = {};
 // For tests and curious users: the dashboard's state and charts, read-only by convention.
@@ -76,6 +82,34 @@ function colorFor(id) {
   if (!state.colors.has(id)) state.colors.set(id, PALETTE[state.colors.size % PALETTE.length]);
   return state.colors.get(id);
 }
+
+// Draws a vertical line where live data begins, on charts whose options set
+// plugins.liveStart.at (epoch ms; null: no line).
+const liveStartPlugin = {
+  id: "liveStart",
+  afterDatasetsDraw(chart, args, options) {
+    const at = options.at;
+    const x = chart.scales.x;
+    if (at === null || at === undefined || at < x.min || at > x.max) return;
+    const pixel = x.getPixelForValue(at);
+    const { top, bottom } = chart.chartArea;
+    const context = chart.ctx;
+    context.save();
+    context.strokeStyle = "#5d6878";
+    context.setLineDash([3, 3]);
+    context.lineWidth = 1;
+    context.beginPath();
+    context.moveTo(pixel, top);
+    context.lineTo(pixel, bottom);
+    context.stroke();
+    context.setLineDash([]);
+    context.fillStyle = "#5d6878";
+    context.font = "11px system-ui, sans-serif";
+    context.textAlign = pixel > (chart.chartArea.left + chart.chartArea.right) / 2 ? "right" : "left";
+    context.fillText("live data begins", pixel + (context.textAlign === "left" ? 4 : -4), top + 10);
+    context.restore();
+  },
+};
 
 // --- talking to the API --------------------------------------------------------------------
 
@@ -175,6 +209,7 @@ function timeChart(canvasId, { logarithmic = false, reverse = false, stacked = f
   };
   const chart = new Chart(document.getElementById(canvasId), {
     type: "line",
+    plugins: [liveStartPlugin],
     data: { datasets: [] },
     options: {
       animation: false,
@@ -196,6 +231,7 @@ function timeChart(canvasId, { logarithmic = false, reverse = false, stacked = f
         },
       },
       plugins: {
+        liveStart: { at: null },
         legend: { position: "bottom", labels: { boxWidth: 10, boxHeight: 10, font: { size: 11 } } },
         tooltip: {
           callbacks: {
@@ -209,10 +245,12 @@ function timeChart(canvasId, { logarithmic = false, reverse = false, stacked = f
   return chart;
 }
 
-function drawLines(chart, series, labelOf, valuesOf, range, { fill = false } = {}) {
+// historyOf(one), when given, answers the {x, y, history: true} points drawn before one's
+// snapshots; liveStart places the line where they end.
+function drawLines(chart, series, labelOf, valuesOf, range, { fill = false, historyOf = null, liveStart = null } = {}) {
   chart.data.datasets = series.map((one, index) => {
     const values = valuesOf(one);
-    const points = [];
+    const points = historyOf ? historyOf(one) : [];
     one.t.forEach((t, i) => {
       if (values[i] !== null && values[i] !== undefined) points.push({ x: t, y: values[i] });
     });
@@ -224,6 +262,10 @@ function drawLines(chart, series, labelOf, valuesOf, range, { fill = false } = {
       backgroundColor: fill ? color + "b0" : color,
       // Stacked areas: the first fills down to zero, each next one down to the one below it.
       fill: fill ? (index === 0 ? "origin" : "-1") : false,
+      // A lone point (a young pipeline in a long range's one bucket) is drawn as a dot.
+      pointRadius: points.length === 1 ? 2.5 : 0,
+      // History points carry history: true; the segments up to them are dashed.
+      segment: { borderDash: (context) => (context.p1.raw && context.p1.raw.history ? HISTORY_DASH : undefined) },
     };
   });
   // The axis spans the data within the range, so a young pipeline's few minutes fill the
@@ -235,6 +277,7 @@ function drawLines(chart, series, labelOf, valuesOf, range, { fill = false } = {
   const last = Math.max(...drawn.map((d) => d.data[d.data.length - 1].x));
   chart.options.scales.x.min = drawn.length ? Math.max(since, first) : since;
   chart.options.scales.x.max = drawn.length && last > first ? Math.min(until, last) : until;
+  chart.options.plugins.liveStart.at = liveStart;
   chart.update("none");
 }
 
@@ -420,6 +463,68 @@ function rangeNote(view, latestRows) {
   }
 }
 
+// The backfilled history of the picked assets, one request per asset; kept while the range
+// and the picks stay the same, for at most HISTORY_REFRESH_MS.
+async function loadHistory(ids, range, query) {
+  const key = `${state.rangeSeconds}|${ids.join(",")}`;
+  const cached = state.history;
+  if (cached.key === key && Date.now() - cached.fetchedAt < HISTORY_REFRESH_MS) return cached.byId;
+  const answers = await Promise.all(
+    ids.map((id) => getJson(`/api/assets/${encodeURIComponent(id)}/history?${query}&points=${SERIES_POINTS}`))
+  );
+  state.history = { key, fetchedAt: Date.now(), byId: new Map(answers.map((answer) => [answer.id, answer])) };
+  return state.history.byId;
+}
+
+function historyPoints(history, valueAt) {
+  if (!history) return [];
+  const points = [];
+  history.t.forEach((t, i) => {
+    const value = valueAt(history, i);
+    if (value !== null && value !== undefined) points.push({ x: t, y: value, history: true });
+  });
+  return points;
+}
+
+// Where live data begins on the charts: the earliest first snapshot of the assets that have
+// history drawn before it (null when none has).
+function historyLiveStart(history) {
+  const starts = [...history.values()]
+    .filter((one) => one.t.length && one.live_since)
+    .map((one) => Date.parse(one.live_since));
+  state.liveStart = starts.length ? Math.min(...starts) : null;
+  return state.liveStart;
+}
+
+// Says what the dashed lines are; or, when the range reaches before the snapshots and no
+// picked asset has history there, which command fills it.
+function historyNote(ids, series, history, liveStart, range) {
+  const legend = document.getElementById("history-legend");
+  const note = document.getElementById("history-note");
+  const simulated = state.status && state.status.simulated ? ", simulated" : "";
+  if (liveStart !== null) {
+    legend.querySelector(".history-source").textContent =
+      `history (backfilled${simulated})`;
+    legend.querySelector(".history-start").textContent =
+      `live data begins ${new Date(liveStart).toLocaleString("en-GB")}`;
+    legend.hidden = false;
+    note.hidden = true;
+    return;
+  }
+  legend.hidden = true;
+  const firsts = series.filter((one) => one.t.length).map((one) => one.t[0]);
+  const since = Date.parse(range.since);
+  const gap = firsts.length && Math.min(...firsts) - since > 0.1 * (Date.parse(range.until) - since);
+  if (ids.length && gap && state.status) {
+    note.textContent =
+      `No history before ${new Date(Math.min(...firsts)).toLocaleString("en-GB")}, when live ` +
+      `data begins: \`${state.status.backfill_command}\` fills it.`;
+    note.hidden = false;
+  } else {
+    note.hidden = true;
+  }
+}
+
 async function loadAssets(range) {
   const query = `since=${encodeURIComponent(range.since)}&until=${encodeURIComponent(range.until)}`;
   const latest = await getJson(`/api/assets/latest?${query}&limit=500`);
@@ -431,20 +536,44 @@ async function loadAssets(range) {
   const series = ids.length
     ? (await getJson(`/api/assets/series?ids=${encodeURIComponent(ids.join(","))}&${query}&points=${SERIES_POINTS}`)).series
     : [];
+  const history = await loadHistory(ids, range, query);
+  const liveStart = historyLiveStart(history);
+  const maxSupply = new Map(latest.assets.map((row) => [row.id, row.max_supply]));
   const label = (one) => one.symbol || one.id;
-  drawLines(timeChart("chart-asset-price", { logarithmic: true }), series, label, (one) => one.price_usd, range);
-  drawLines(timeChart("chart-asset-market-cap", { logarithmic: true }), series, label, (one) => one.market_cap_usd, range);
+  drawLines(timeChart("chart-asset-price", { logarithmic: true }), series, label, (one) => one.price_usd, range, {
+    historyOf: (one) => historyPoints(history.get(one.id), (h, i) => h.price_usd[i]),
+    liveStart,
+  });
+  drawLines(timeChart("chart-asset-market-cap", { logarithmic: true }), series, label, (one) => one.market_cap_usd, range, {
+    // Market cap is price times circulating supply, as CoinCap computes it.
+    historyOf: (one) =>
+      historyPoints(history.get(one.id), (h, i) =>
+        h.price_usd[i] === null || h.circulating_supply[i] === null ? null : h.price_usd[i] * h.circulating_supply[i]
+      ),
+    liveStart,
+  });
   drawLines(
     timeChart("chart-asset-supply", { percent: true }),
     series.filter((one) => one.supply_percent_of_max.some((value) => value !== null)),
     label,
     (one) => one.supply_percent_of_max,
-    range
+    range,
+    {
+      // Supply as % of max supply: the history's circulating supply over today's max supply.
+      historyOf: (one) =>
+        historyPoints(history.get(one.id), (h, i) =>
+          h.circulating_supply[i] === null || !maxSupply.get(one.id)
+            ? null
+            : (h.circulating_supply[i] / maxSupply.get(one.id)) * 100
+        ),
+      liveStart,
+    }
   );
   drawLines(timeChart("chart-asset-rank", { reverse: true }), series, label, (one) => one.rank, range);
   renderPicker("assets");
   renderTable("assets");
   rangeNote("assets", latest.assets);
+  historyNote(ids, series, history, liveStart, range);
   document.getElementById("asset-table-note").textContent =
     `(${latest.assets.length} assets, newest snapshot of each in the range)`;
 }

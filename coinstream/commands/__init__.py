@@ -1,0 +1,1 @@
+"""The ``coinstream`` subcommands, one module per job; ``coinstream.cli`` assembles them."""

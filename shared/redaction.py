@@ -1,0 +1,37 @@
+"""Secrets out of what a service shows: health documents, API answers, stored reasons.
+
+Error text often quotes a URL or a header: a CoinCap base URL given with ``?apiKey=...``, an
+``Authorization: Bearer ...`` echoed by a proxy. Before such text is served, every secret the
+settings hold is replaced, and so is any credential-looking query value or bearer token, known
+or not.
+"""
+
+from __future__ import annotations
+
+import re
+
+from shared.settings import Settings
+
+REDACTED = "[redacted]"
+
+# ?apiKey=..., &access_token=..., &X-Signature=...: the value up to the next separator.
+_CREDENTIAL_QUERY_VALUE = re.compile(
+    r"([?&;][^=&;#\s]*(?:key|token|secret|password|passwd|signature|auth)[^=&;#\s]*=)"
+    r"[^&;#\s'\"]+",
+    re.IGNORECASE,
+)
+_BEARER_VALUE = re.compile(r"(\bBearer\s+)[^\s'\",;]+", re.IGNORECASE)
+
+
+def redact_secrets(text: str | None, settings: Settings) -> str | None:
+    """``text`` with every secret the settings hold, every credential-looking query value and
+    every bearer token replaced by ``[redacted]``."""
+    if text is None:
+        return None
+    secrets = (settings.coincap_api_key, settings.control_api_token, settings.kafka_sasl_password)
+    for secret in secrets:
+        value = secret.get_secret_value() if secret is not None else ""
+        if value:
+            text = text.replace(value, REDACTED)
+    text = _CREDENTIAL_QUERY_VALUE.sub(rf"\1{REDACTED}", text)
+    return _BEARER_VALUE.sub(rf"\1{REDACTED}", text)

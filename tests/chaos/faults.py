@@ -1,0 +1,119 @@
+"""The faults the suite does to a running pipeline, each repeatable and counted."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from tests.chaos.pipeline import ChaosPipeline
+from tests.conftest import wait_for
+
+STORM: list[dict[str, Any]] = [
+    {"mode": "rate_limit", "count": 3, "retry_after": 0.5},
+    {"mode": "server_error", "count": 2, "status": 500},
+    {"mode": "server_error", "count": 1, "status": 503},
+    # Longer than the ingestors' 5 s request timeout: the client gives up and asks again.
+    {"mode": "slow", "seconds": 7, "count": 1},
+    {"mode": "malformed_json", "count": 1},
+    {"mode": "missing_id", "count": 2},
+]
+"""One CoinCap fault storm: 429 bursts, 5xx, a timeout, malformed JSON, records without ids.
+The knobs queue, so both ingestors take turns suffering them."""
+
+
+def kill_worker_at_random_points(pipeline: ChaosPipeline, kills: int, rng: random.Random) -> None:
+    """SIGKILL the worker and start it again, ``kills`` times; then wait until it runs.
+
+    Every other kill comes 2 to 40 s after the process started (while Spark starts, while the
+    query plans its first batch), the rest 0 to 15 s after its query runs (mid-batch, between
+    batches, in the commit), whatever the machine's speed makes of the first window.
+    """
+    for kill in range(kills):
+        if kill % 2:
+            pipeline.wait_worker_running()
+            deadline = time.monotonic() + rng.uniform(0, 15)
+        else:
+            deadline = time.monotonic() + rng.uniform(2, 40)
+        while time.monotonic() < deadline:
+            worker = pipeline.worker.process
+            assert worker.is_running(), f"the worker exited by itself:\n{worker.log_tail(40)}"
+            time.sleep(0.2)
+        pipeline.kill_worker()
+        pipeline.restart_worker_without_waiting()
+    pipeline.wait_worker_running()
+
+
+def kill_worker_at_fault_point(pipeline: ChaosPipeline, point: str) -> None:
+    """Restart the worker with ``COINSTREAM_WORKER_FAULT_POINT=point``; it kills itself there
+    in its first batch with rows. Then start it again without the fault."""
+    pipeline.kill_worker()
+    pipeline.restart_worker_without_waiting({"COINSTREAM_WORKER_FAULT_POINT": point})
+    process = pipeline.worker.process.process
+    assert process is not None
+    assert process.wait(300) == -9, pipeline.worker.process.log_tail(40)
+    assert f"fault point {point} reached" in pipeline.worker.process.log_text()
+    pipeline.worker_kills += 1
+    pipeline.restart_worker()
+
+
+def fault_storm(pipeline: ChaosPipeline) -> int:
+    """Queue one storm, wait until the ingestors have taken every knob; return knobs taken."""
+    for knob in STORM:
+        pipeline.set_fault(**knob)
+    wait_for(
+        lambda: httpx.get(f"{pipeline.simulator_url}/_simulator/faults").json()["faults"] == [],
+        "the ingestors to take every fault knob",
+        120,
+    )
+    return len(STORM)
+
+
+@dataclass
+class CommandStorm:
+    """What concurrent commands were answered, and what readers saw meanwhile."""
+
+    acknowledged: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[int] = field(default_factory=list)
+    observed: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def concurrent_commands(
+    pipeline: ChaosPipeline, component: str, count: int, rng: random.Random
+) -> CommandStorm:
+    """``count`` pause/resume commands at once, each signed ``chaos-<n>``, while a reader
+    keeps asking for the component's state."""
+    storm = CommandStorm()
+    base = pipeline.api.base_url
+    headers = {"Authorization": f"Bearer {pipeline.token}"}
+    commands = [rng.choice(["pause", "resume"]) for _ in range(count)]
+    done = asyncio.Event()
+
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as client:
+
+        async def send(number: int, command: str) -> None:
+            response = await client.put(
+                f"/components/{component}/{command}",
+                json={"requested_by": f"chaos-{number}", "reason": command},
+            )
+            if response.status_code == 202:
+                storm.acknowledged.append(response.json())
+            else:
+                storm.refused.append(response.status_code)
+
+        async def read() -> None:
+            while not done.is_set():
+                response = await client.get(f"/components/{component}")
+                if response.status_code == 200:
+                    storm.observed.append(response.json())
+                await asyncio.sleep(0.05)
+
+        reader = asyncio.create_task(read())
+        await asyncio.gather(*(send(n, command) for n, command in enumerate(commands)))
+        done.set()
+        await reader
+    return storm

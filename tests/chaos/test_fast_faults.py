@@ -1,0 +1,111 @@
+"""The fault suite's fast cases, which ``make test`` runs too: a few worker kills, one CoinCap
+fault storm, 100 concurrent control commands, and no secret anywhere the stack writes or answers.
+
+The cases share one pipeline, in order; each ends by holding the warehouse against every record
+the simulator served so far.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import httpx
+import pytest
+
+from tests.chaos.faults import concurrent_commands, fault_storm, kill_worker_at_random_points
+from tests.chaos.pipeline import PORTS, ChaosPipeline
+from tests.chaos.reckoning import reckon, report
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.integration
+
+WORKER_KILLS = 2
+
+
+def test_the_worker_killed_at_random_points_loses_and_duplicates_nothing(
+    pipeline: ChaosPipeline,
+) -> None:
+    rng = random.Random(11)
+    pipeline.wait_polling(5)
+    kill_worker_at_random_points(pipeline, WORKER_KILLS, rng)
+    pipeline.settle()
+    reckoning = reckon(pipeline)
+    report("fast: worker SIGKILLed at random points", reckoning, kills=pipeline.worker_kills)
+    assert reckoning.expected > 0
+    reckoning.assert_exactly_once()
+
+
+def test_a_coincap_fault_storm_loses_nothing_it_does_not_count(pipeline: ChaosPipeline) -> None:
+    pipeline.resume_ingestors()
+    knobs = fault_storm(pipeline)
+    pipeline.wait_polling(3)
+    pipeline.settle()
+    reckoning = reckon(pipeline)
+    report("fast: one CoinCap fault storm", reckoning, knobs=knobs)
+    assert reckoning.served_without_id == 2
+    reckoning.assert_exactly_once()
+
+
+def test_concurrent_commands_end_in_the_last_acknowledged_state(pipeline: ChaosPipeline) -> None:
+    storm = asyncio.run(concurrent_commands(pipeline, "asset-ingestor", 100, random.Random(5)))
+    assert storm.acknowledged, f"no command acknowledged: {storm.refused}"
+    assert set(storm.refused) <= {409}, storm.refused
+    final = pipeline.api.component("asset-ingestor")
+    # The stored state is the one the last acknowledged change asked for.
+    changes = [ack for ack in storm.acknowledged if ack["changed"]]
+    last = max(changes, key=lambda ack: ack["requested_at"]) if changes else None
+    if last is not None:
+        assert final["requested_by"] == last["requested_by"], (final, last)
+        assert final["desired_state"] == last["desired_state"], (final, last)
+    # Never a state its requester did not ask for: pause is PAUSED, resume is RUNNING.
+    asked = {f"chaos-{n}": None for n in range(100)}
+    for ack in storm.acknowledged:
+        asked[ack["requested_by"]] = ack["desired_state"]
+        expected = "PAUSED" if ack["command"] == "pause" else "RUNNING"
+        assert ack["desired_state"] == expected, ack
+    contradictions = [
+        seen
+        for seen in storm.observed
+        if seen["requested_by"] in asked
+        and asked[seen["requested_by"]] not in (None, seen["desired_state"])
+    ]
+    report(
+        "fast: 100 concurrent control commands",
+        acknowledged=len(storm.acknowledged),
+        changed=len(changes),
+        refused=len(storm.refused),
+        reads=len(storm.observed),
+        contradictions=len(contradictions),
+    )
+    assert contradictions == []
+
+
+def test_no_secret_in_any_log_metric_health_or_error(pipeline: ChaosPipeline) -> None:
+    """The API key and the control token, both in use, appear nowhere the stack writes."""
+    # Error paths too: a refused command, a wrong token, CoinCap errors in the ingestors' health.
+    pipeline.set_fault(mode="server_error", count=12, status=502)
+    pipeline.resume_ingestors()
+    wait_for(
+        lambda: any(
+            "502" in str(pipeline.health(name).get("last_error"))
+            for name in ("asset-ingestor", "exchange-ingestor")
+        ),
+        "an ingestor to report CoinCap's 502",
+        120,
+    )
+    wrong = pipeline.api.command("asset-ingestor", "pause", token="x" * 32)
+    assert wrong.status_code in (401, 403), wrong.text
+    outputs = {f"{name} log": text for name, text in pipeline.logs().items()}
+    outputs["refused command"] = wrong.text
+    for name, port in PORTS.items():
+        for path in ("/healthz", "/metrics", "/readyz", "/components", "/api/status"):
+            response = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=30)
+            outputs[f"{name} {path}"] = response.text
+    leaks = [
+        where
+        for where, text in outputs.items()
+        if pipeline.api_key in text or pipeline.token in text
+    ]
+    report("fast: secrets in outputs", places_checked=len(outputs), leaks=len(leaks))
+    assert leaks == []

@@ -1,0 +1,36 @@
+"""The stream worker SIGKILLed over and over, at random and at each named fault point, while
+both ingestors keep polling: every record served is in the warehouse exactly once."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+from tests.chaos.faults import kill_worker_at_fault_point, kill_worker_at_random_points
+from tests.chaos.pipeline import ChaosPipeline
+from tests.chaos.reckoning import reckon, report
+
+pytestmark = pytest.mark.chaos
+
+RANDOM_KILLS = int(os.environ.get("COINSTREAM_CHAOS_WORKER_KILLS", "20"))
+FAULT_POINTS = ("after-merge", "after-commit")
+
+
+def test_random_kills_and_each_fault_point(pipeline: ChaosPipeline) -> None:
+    pipeline.wait_polling(5)
+    kill_worker_at_random_points(pipeline, RANDOM_KILLS, random.Random(2026))
+    for point in FAULT_POINTS:
+        kill_worker_at_fault_point(pipeline, point)
+    pipeline.settle()
+    reckoning = reckon(pipeline)
+    report(
+        "worker SIGKILLed at random points and at each fault point",
+        reckoning,
+        random_kills=RANDOM_KILLS,
+        fault_point_kills=len(FAULT_POINTS),
+        kills=pipeline.worker_kills,
+    )
+    assert reckoning.expected > 0
+    reckoning.assert_exactly_once()

@@ -1,0 +1,137 @@
+"""Ingest and worker agree on numbers: the same edge values through the ingestor's validation
+and the stream worker's transforms in a real local Spark.
+
+A value the ingestor accepts must be stored by the worker as a finite number, and a value it
+refuses must be one the worker would quarantine or store as NaN or infinity.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from pyspark.sql import SparkSession
+
+from services.stream_worker.spark import build_spark_session
+from services.stream_worker.transforms import parse_envelopes, rows_for_topic, table_rows
+from shared.coincap.models import validation_error
+from shared.envelope import PollContext, record_message
+from shared.schemas import ASSETS
+from shared.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+TOPIC = "assets"
+
+# JSON text as CoinCap's body would carry it, so the ingestor sees what httpx would parse.
+DOUBLE_EDGES = [
+    '"96243.89"',
+    '"1e400"',
+    '"-1e400"',
+    '"1.8e308"',
+    '"1e308"',
+    '"1e-400"',
+    '"NaN"',
+    '"nan"',
+    '"Infinity"',
+    '"-inf"',
+    '"1d"',
+    '"1F"',
+    '"0x1p3"',
+    '" 1.5 "',
+    '"\\t2\\n"',
+    '"+1"',
+    '".5"',
+    '"5."',
+    '"1_000"',
+    '"1,5"',
+    '"\\u0661\\u0662"',
+    '""',
+    '"  "',
+    '"1 2"',
+    '"abc"',
+    "1e400",
+    "-1e400",
+    "1.5",
+    "7",
+    "1" + "0" * 400,
+    "true",
+    "NaN",
+    "Infinity",
+]
+WHOLE_EDGES = [
+    '"1"',
+    "1",
+    '" +7 "',
+    '"\\t7\\n"',
+    '"-0"',
+    '"1e3"',
+    '"1E3"',
+    '"1.0"',
+    "1.0",
+    '"1.5"',
+    "1e3",
+    '"9223372036854775807"',
+    '"9223372036854775808"',
+    "9223372036854775807",
+    "9223372036854775808",
+    '"-9223372036854775808"',
+    '"-9223372036854775809"',
+    '"1_000"',
+    '"\\u0661\\u0662"',
+    '""',
+    "true",
+    '"0x10"',
+]
+CASES = [("priceUsd", "price_usd", text) for text in DOUBLE_EDGES] + [
+    ("rank", "rank", text) for text in WHOLE_EDGES
+]
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[SparkSession]:
+    yield build_spark_session(Settings(_env_file=None), "coinstream-agreement-tests", [])
+
+
+def test_ingest_accepts_exactly_what_the_worker_stores_as_a_finite_number(
+    spark: SparkSession,
+) -> None:
+    context = PollContext("p1", "assets", "coincap-simulator", 1_795_819_260_254, 1_795_819_260_300)
+    records = {
+        f"edge-{number}": {"id": f"edge-{number}", field: json.loads(text)}
+        for number, (field, _, text) in enumerate(CASES)
+    }
+    now = datetime(2026, 11, 28, tzinfo=UTC)
+    messages = spark.createDataFrame(
+        [
+            (None, record_message(context, TOPIC, key, record).value, TOPIC, 0, offset, now)
+            for offset, (key, record) in enumerate(records.items())
+        ],
+        "key binary, value binary, topic string, partition int, offset long, timestamp timestamp",
+    )
+    rows = table_rows(rows_for_topic(parse_envelopes(messages), TOPIC), ASSETS).collect()
+    # A JSON number too large for a double is written as Infinity, which is not JSON: the
+    # worker quarantines that message whole, so it has no row here.
+    stored = {row["id"]: row for row in rows}
+
+    disagreements = []
+    for number, (field, column, text) in enumerate(CASES):
+        key = f"edge-{number}"
+        row = stored.get(key)
+        value = row[column] if row is not None else None
+        worker_stores_finite = (
+            row is not None
+            and row["quarantine_reason"] is None
+            and value is not None
+            and (not isinstance(value, float) or math.isfinite(value))
+        )
+        ingest_accepts = validation_error("assets", records[key]) is None
+        if ingest_accepts != worker_stores_finite:
+            disagreements.append(
+                f"{field}={text}: ingest {'accepts' if ingest_accepts else 'refuses'}, worker "
+                f"stores {value!r} (quarantine: {row['quarantine_reason'] if row else 'whole'})"
+            )
+    assert not disagreements, "\n".join(disagreements)

@@ -1,0 +1,235 @@
+"""The worker's warehouse write against the real BigQuery client and the emulator: staging
+tables that cannot collide, a MERGE that finds copies however old, a timed-out job cancelled
+before the batch runs again."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pyarrow as pa
+import pytest
+from google.cloud import bigquery
+
+from services.stream_worker.sink import (
+    BigQueryJobAbandoned,
+    WarehouseSink,
+    drop_stale_staging_tables,
+)
+from shared.schemas import ASSET_HISTORY, ASSETS, ColumnType, TableSchema
+from shared.settings import Settings
+from shared.warehouse import create_bigquery_client, ensure_warehouse, table_id
+
+pytestmark = pytest.mark.integration
+
+ARROW_TYPES = {
+    ColumnType.STRING: pa.string(),
+    ColumnType.INT64: pa.int64(),
+    ColumnType.FLOAT64: pa.float64(),
+    ColumnType.BOOL: pa.bool_(),
+    ColumnType.TIMESTAMP: pa.timestamp("us", tz="UTC"),
+}
+
+
+def arrow_rows(table: TableSchema, rows: list[dict[str, Any]]) -> pa.Table:
+    schema = pa.schema([(column.name, ARROW_TYPES[column.type]) for column in table.columns])
+    return pa.Table.from_pylist(
+        [{name: row.get(name) for name in schema.names} for row in rows], schema=schema
+    )
+
+
+def asset_row(asset_id: str, source: datetime, processed: datetime) -> dict[str, Any]:
+    return {
+        "id": asset_id,
+        "rank": 1,
+        "price_usd": 1.5,
+        "source_timestamp": source,
+        "fetched_at": source,
+        "poll_id": uuid.uuid4().hex,
+        "processing_timestamp": processed,
+    }
+
+
+@pytest.fixture
+def settings(stack_settings: Settings) -> Settings:
+    """A dataset of its own, with the tables made."""
+    own = stack_settings.model_copy(update={"bigquery_dataset": f"sink_{uuid.uuid4().hex[:8]}"})
+    ensure_warehouse(create_bigquery_client(own), own)
+    return own
+
+
+def count(client: bigquery.Client, settings: Settings, asset_id: str) -> int:
+    rows = client.query(
+        f"SELECT COUNT(*) AS n FROM `{table_id(settings, ASSETS)}` WHERE id = @id",
+        job_config=bigquery.QueryJobConfig(
+            query_parameters=[bigquery.ScalarQueryParameter("id", "STRING", asset_id)]
+        ),
+    ).result()
+    return int(next(iter(rows))["n"])
+
+
+def test_two_runs_writing_the_same_batch_id_do_not_share_a_staging_table(
+    settings: Settings,
+) -> None:
+    """Two workers on one dataset, or a worker on a reset checkpoint, both at batch 5."""
+    client = create_bigquery_client(settings)
+    first, second = WarehouseSink(settings, client), WarehouseSink(settings, client)
+    now = datetime.now(UTC)
+    staged = first.stage(ASSETS, arrow_rows(ASSETS, [asset_row("one", now, now)]), "run1", 5)
+    second.write(ASSETS, arrow_rows(ASSETS, [asset_row("two", now, now)]), "run2", 5)
+    first.merge(staged)  # the first run's MERGE still finds its own rows
+    assert count(client, settings, "one") == 1
+    assert count(client, settings, "two") == 1
+    assert first.staging_id(ASSETS, "run1", 5) != second.staging_id(ASSETS, "run2", 5)
+
+
+def test_a_staging_table_a_crash_left_is_dropped_once_stale(settings: Settings) -> None:
+    client = create_bigquery_client(settings)
+    sink = WarehouseSink(settings, client)
+    now = datetime.now(UTC)
+    staged = sink.stage(ASSETS, arrow_rows(ASSETS, [asset_row("left", now, now)]), "crashed", 3)
+    name = staged.staging.rsplit(".", 1)[1]
+    assert drop_stale_staging_tables(client, settings) == []  # younger than a day: kept
+    assert drop_stale_staging_tables(client, settings, older_than=timedelta(0)) == [name]
+    tables = [
+        item.table_id
+        for item in client.list_tables(f"{settings.warehouse_project}.{settings.bigquery_dataset}")
+    ]
+    assert name not in tables and "assets" in tables
+
+
+def test_a_replay_of_records_older_than_the_horizon_adds_nothing(settings: Settings) -> None:
+    """Ten days ago the worker stored a snapshot; a replay of its topic today brings it again."""
+    client = create_bigquery_client(settings)
+    sink = WarehouseSink(settings, client)
+    source = datetime.now(UTC) - timedelta(days=10)
+    first = asset_row("old-coin", source, source + timedelta(seconds=3))
+    sink.write(ASSETS, arrow_rows(ASSETS, [first]), "before", 0)
+    replayed = {**first, "processing_timestamp": datetime.now(UTC)}
+    sink.write(ASSETS, arrow_rows(ASSETS, [replayed]), "replay", 0)
+    assert settings.stream_dedup_horizon_hours == 48
+    assert count(client, settings, "old-coin") == 1
+
+
+def test_history_points_older_than_the_horizon_are_found_in_their_own_partition(
+    settings: Settings,
+) -> None:
+    """A table partitioned on a key column (asset_history on ``time``): a point of a month ago
+    fetched again today is found where it lies, however far back that is."""
+    client = create_bigquery_client(settings)
+    sink = WarehouseSink(settings, client)
+    point_time = datetime.now(UTC) - timedelta(days=30)
+    fetched = datetime.now(UTC)
+    point = {
+        "id": "bitcoin",
+        "interval": "d1",
+        "time": point_time,
+        "price_usd": 2.5,
+        "source_timestamp": fetched,
+        "fetched_at": fetched,
+        "poll_id": "first",
+        "processing_timestamp": fetched,
+    }
+    sink.write(ASSET_HISTORY, arrow_rows(ASSET_HISTORY, [point]), "first", 0)
+    again = {**point, "poll_id": "second", "source_timestamp": fetched + timedelta(hours=1)}
+    sink.write(ASSET_HISTORY, arrow_rows(ASSET_HISTORY, [again]), "second", 0)
+    rows = client.query(f"SELECT COUNT(*) AS n FROM `{table_id(settings, ASSET_HISTORY)}`").result(
+        timeout=15
+    )
+    assert next(iter(rows))["n"] == 1
+
+
+class SlowJobProxy(http.server.ThreadingHTTPServer):
+    """Forwards to the emulator, but plays a job that is still running until it is cancelled.
+
+    The emulator runs every job before it answers the insert, so a job that outlives its
+    timeout cannot happen there; this proxy answers the insert with state RUNNING and holds
+    every poll of a job until a cancel arrives, then lets the emulator answer. It records each
+    request as (method, path).
+    """
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.requests: list[tuple[str, str]] = []
+        self.cancelled = threading.Event()
+        super().__init__(("127.0.0.1", 0), ProxyHandler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class ProxyHandler(http.server.BaseHTTPRequestHandler):
+    server: SlowJobProxy
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+    def _forward(self) -> None:
+        proxy = self.server
+        proxy.requests.append((self.command, self.path))
+        polls_a_job = self.command == "GET" and ("/jobs/" in self.path or "/queries/" in self.path)
+        if polls_a_job and not proxy.cancelled.wait(60):
+            return
+        if self.command == "POST" and self.path.split("?")[0].endswith("/cancel"):
+            proxy.cancelled.set()
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        headers = {
+            k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")
+        }
+        answer = httpx.request(
+            self.command, proxy.upstream + self.path, content=body, headers=headers, timeout=30
+        )
+        content = answer.content
+        inserts_a_job = self.command == "POST" and self.path.split("?")[0].endswith("/jobs")
+        if inserts_a_job and not proxy.cancelled.is_set():
+            content = content.replace(b'"state":"DONE"', b'"state":"RUNNING"').replace(
+                b'"state": "DONE"', b'"state": "RUNNING"'
+            )
+        self.send_response(answer.status_code)
+        self.send_header("Content-Type", answer.headers.get("content-type", "application/json"))
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
+
+    do_GET = do_POST = do_PATCH = do_DELETE = _forward
+
+
+@pytest.fixture
+def slow_job_proxy(stack_settings: Settings) -> Iterator[SlowJobProxy]:
+    proxy = SlowJobProxy(stack_settings.bigquery_emulator_url)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    yield proxy
+    proxy.cancelled.set()
+    proxy.shutdown()
+
+
+def test_a_merge_that_does_not_finish_in_time_is_cancelled_and_waited_for(
+    settings: Settings, slow_job_proxy: SlowJobProxy
+) -> None:
+    staged = WarehouseSink(settings, create_bigquery_client(settings)).stage(
+        ASSETS,
+        arrow_rows(ASSETS, [asset_row("slow", datetime.now(UTC), datetime.now(UTC))]),
+        "r",
+        1,
+    )
+    through_proxy = settings.model_copy(
+        update={"bigquery_emulator_url": slow_job_proxy.url, "bigquery_timeout_seconds": 1.0}
+    )
+    sink = WarehouseSink(through_proxy, create_bigquery_client(through_proxy))
+    with pytest.raises(BigQueryJobAbandoned, match=r"did not finish in 4 s; it was cancelled"):
+        sink.merge(staged)
+    requests = slow_job_proxy.requests
+    cancels = [
+        i for i, (method, path) in enumerate(requests) if path.split("?")[0].endswith("/cancel")
+    ]
+    assert len(cancels) == 1, requests
+    # After the cancel the sink asked for the job until it had ended, then gave up on it.
+    assert any(method == "GET" and "/jobs/" in path for method, path in requests[cancels[0] + 1 :])
