@@ -12,7 +12,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -27,6 +27,9 @@ from deploy.local.processes import (
 )
 from deploy.local.readiness import http_answers, wait_until
 from shared.settings import PROJECT_ROOT, Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 __all__ = ["LocalStack", "ManagedProcess", "read_topic", "settings_from", "subprocess_environment"]
 
@@ -125,3 +128,16 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float) -> float:
             f"timed out after {timeout:.0f} s waiting: {what}"
         )
         time.sleep(0.1)
+
+
+@pytest.fixture
+def spark() -> SparkSession:
+    """The in-process SparkSession for the tests that run the worker's transforms on small
+    DataFrames: built once, then found again (a test that stops its own session gets a new one).
+    Its JVM starts with the Kafka connector's jars: a JVM's classpath is fixed when it starts,
+    so a later session in this process that reads Kafka finds them too."""
+    from services.stream_worker.jars import spark_kafka_jars
+    from services.stream_worker.spark import build_spark_session
+
+    settings = Settings(_env_file=None)
+    return build_spark_session(settings, "coinstream-transform-tests", spark_kafka_jars(settings))

@@ -4,14 +4,12 @@ Spark, one row per (id, interval, time), and quarantined when a key field is mis
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
-from services.stream_worker.spark import build_spark_session
 from services.stream_worker.transforms import (
     parse_envelopes,
     quarantine_rows,
@@ -20,7 +18,6 @@ from services.stream_worker.transforms import (
     valid_rows,
 )
 from shared.schemas import ASSET_HISTORY
-from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -33,11 +30,6 @@ POINT = {
     "id": "bitcoin",
     "interval": "h1",
 }
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[SparkSession]:
-    yield build_spark_session(Settings(_env_file=None), "coinstream-history-tests", [])
 
 
 def history_message(record: dict[str, Any]) -> bytes:

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 from pyspark.sql import SparkSession
 
-from services.stream_worker.spark import build_spark_session
 from services.stream_worker.transforms import parse_envelopes, rows_for_topic, table_rows
 from shared.coincap.models import validation_error
 from shared.envelope import PollContext, record_message
 from shared.schemas import ASSETS
-from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -89,11 +86,6 @@ WHOLE_EDGES = [
 CASES = [("priceUsd", "price_usd", text) for text in DOUBLE_EDGES] + [
     ("rank", "rank", text) for text in WHOLE_EDGES
 ]
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[SparkSession]:
-    yield build_spark_session(Settings(_env_file=None), "coinstream-agreement-tests", [])
 
 
 def test_ingest_accepts_exactly_what_the_worker_stores_as_a_finite_number(

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
-from services.stream_worker.spark import build_spark_session
 from services.stream_worker.transforms import (
     parse_envelopes,
     quarantine_rows,
@@ -23,7 +21,6 @@ from services.stream_worker.transforms import (
     with_supply_ratio,
 )
 from shared.schemas import ASSETS, EXCHANGES, QUARANTINE
-from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -53,12 +50,6 @@ KRAKEN = {
     "exchangeUrl": "https://kraken.com",
     "updated": 1536343139468,
 }
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[SparkSession]:
-    session = build_spark_session(Settings(_env_file=None), "coinstream-unit-tests", [])
-    yield session
 
 
 def envelope(record: dict[str, Any], source_ms: int = SOURCE_MS) -> bytes:
