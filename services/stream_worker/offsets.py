@@ -70,12 +70,19 @@ class OffsetCommitter:
     async def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
         partitions = {TopicPartition(topic, partition) for topic, partition in offsets}
         if self._consumer is None:
-            self._consumer = AIOKafkaConsumer(
+            consumer = AIOKafkaConsumer(
                 **kafka_client_config(self.settings),
                 group_id=self.settings.stream_consumer_group,
                 enable_auto_commit=False,
             )
-            await self._consumer.start()
+            try:
+                await consumer.start()
+            except BaseException:
+                # A consumer that never started (the broker was down) cannot commit later:
+                # drop it, so that the next commit, with the broker back, starts a new one.
+                await consumer.stop()
+                raise
+            self._consumer = consumer
         known = self._consumer.assignment()
         if not partitions <= known:
             self._consumer.assign(list(known | partitions))

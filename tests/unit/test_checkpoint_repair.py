@@ -103,3 +103,25 @@ def test_the_offsets_to_commit_follow_the_last_one_read() -> None:
 def test_an_error_is_one_line_and_a_plain_one_keeps_its_text() -> None:
     assert first_line(ValueError("bad value\nmore detail")) == "bad value"
     assert first_line(ValueError("")) == "ValueError"
+
+
+def test_a_commit_while_the_broker_is_down_leaves_no_dead_consumer_behind() -> None:
+    """A consumer whose start failed can never commit: keeping it made every later commit fail
+    with the broker back, and the worker loop on one batch for good."""
+    import socket
+
+    from services.stream_worker.offsets import OffsetCommitter
+    from shared.settings import Settings
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    committer = OffsetCommitter(
+        Settings(_env_file=None, kafka_bootstrap_servers=f"127.0.0.1:{port}")
+    )
+    try:
+        with pytest.raises(Exception, match=r"bootstrap|Connect"):
+            committer.commit({("coincap.assets", 0): 1})
+        assert committer._consumer is None
+    finally:
+        committer.close()
