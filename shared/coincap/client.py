@@ -177,25 +177,8 @@ class CoinCapClient:
         ``QuotaExhausted`` after the retries (or at once when ``Retry-After`` is long).
         """
         url = f"{self.base_url}/assets/{asset_id}/history"
-        params = {"interval": interval, "start": start_ms, "end": end_ms}
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.max_retries + 1),
-            wait=self._wait_before_retry,
-            retry=retry_if_exception(self._is_worth_retrying),
-            sleep=self._sleep,
-            reraise=True,
-        )
-        try:
-            response: httpx.Response = await retrying(self._send, "history", url, params)
-        except _RetryableAnswer as answer:
-            attempts = retrying.statistics["attempt_number"]
-            if answer.status_code == 429:
-                raise QuotaExhausted(url, attempts, answer.retry_after_seconds) from None
-            raise CoinCapUnavailable(url, attempts, self._describe_failure(answer)) from None
-        except (httpx.TransportError, TimeoutError) as error:
-            attempts = retrying.statistics["attempt_number"]
-            raise CoinCapUnavailable(url, attempts, self._describe_failure(error)) from error
-        records, timestamp_ms = _page_from(url, response)
+        params: dict[str, int | str] = {"interval": interval, "start": start_ms, "end": end_ms}
+        records, timestamp_ms = await self._get_page("history", url, params)
         return FetchResult(records, timestamp_ms, requests=1)
 
     async def aclose(self) -> None:
@@ -215,14 +198,19 @@ class CoinCapClient:
 
     async def _fetch_page(self, endpoint: Endpoint, offset: int) -> tuple[list[Any], int]:
         url = f"{self.base_url}/{endpoint}"
-        params = {"limit": self.page_limit, "offset": offset}
+        return await self._get_page(endpoint, url, {"limit": self.page_limit, "offset": offset})
+
+    async def _get_page(
+        self, endpoint: Endpoint | Literal["history"], url: str, params: dict[str, int | str]
+    ) -> tuple[list[Any], int]:
+        """One page, with the retries, 429 handling and errors every request of ours has."""
 
         def log_retry(state: RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome is not None else None
             logger.warning(
-                "GET %s (offset %d) failed: %s; retry %d of %d in %.2f s",
+                "GET %s %s failed: %s; retry %d of %d in %.2f s",
                 url,
-                offset,
+                params,
                 self._describe_failure(error),
                 state.attempt_number,
                 self.max_retries,

@@ -10,88 +10,19 @@ import contextlib
 import os
 import re
 import signal
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from deploy.local.run_policy import stop_stage
-from shared.settings import PROJECT_ROOT
-from shared.supervised_processes import SupervisorReport
-from tests.conftest import offset_port, subprocess_environment, wait_for
+from tests.conftest import offset_port, wait_for
+from tests.make_run_process import MakeRun, start_make_run
 
 pytestmark = pytest.mark.integration
 
 STOPPED_LINE = re.compile(r"coinstream: (\S+) stopped \(exit (-?\d+)\) in [\d.]+ s \((.+)\)")
-
-
-@dataclass
-class MakeRun:
-    """One `make run` in a session of its own, as in a terminal, with its output in a file."""
-
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    report_path: Path
-    control_port: int
-    worker_port: int
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def report(self) -> SupervisorReport:
-        return SupervisorReport.model_validate_json(self.report_path.read_text())
-
-    def wait_for_output(self, text: str, timeout: float) -> None:
-        def seen() -> bool:
-            assert self.process.poll() is None or text in self.output(), self.output()[-3000:]
-            return text in self.output()
-
-        wait_for(seen, f"{text!r} in the output of make run", timeout)
-
-    def pid_of(self, name: str) -> int | None:
-        try:
-            return self.report().processes[name].pid
-        except (OSError, ValueError, KeyError):
-            return None
-
-
-def start_make_run(tmp_path: Path, port_base: int, extra: dict[str, str]) -> MakeRun:
-    def port(number: int) -> int:
-        return offset_port(port_base + number)
-
-    environment = subprocess_environment(
-        {
-            "COINSTREAM_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port(1092)}",
-            "COINSTREAM_KAFKA_CONTROLLER_PORT": str(port(1093)),
-            "COINSTREAM_BIGQUERY_EMULATOR_URL": f"http://127.0.0.1:{port(1050)}",
-            "COINSTREAM_BIGQUERY_EMULATOR_GRPC_PORT": str(port(1060)),
-            "COINSTREAM_STATE_DIR": str(tmp_path / "state"),
-            "COINSTREAM_COINCAP_SIMULATOR_PORT": str(port(90)),
-            "COINSTREAM_ASSET_INGESTOR_PORT": str(port(101)),
-            "COINSTREAM_EXCHANGE_INGESTOR_PORT": str(port(102)),
-            "COINSTREAM_STREAM_WORKER_PORT": str(port(103)),
-            "COINSTREAM_CONTROL_PORT": str(port(100)),
-            "COINSTREAM_DASHBOARD_PORT": str(port(200)),
-            "COINSTREAM_PROMETHEUS_PORT": str(port(1090)),
-            **extra,
-        }
-    )
-    log_path = tmp_path / "make-run.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            ["make", "run"],
-            cwd=PROJECT_ROOT,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return MakeRun(
-        process, log_path, tmp_path / "state" / "run-processes.json", port(100), port(103)
-    )
 
 
 def is_alive(pid: int) -> bool:
