@@ -1,7 +1,7 @@
 """What the default ``coinstream backfill`` costs and how long it takes on the simulator.
 
 Starts a fresh broker, BigQuery emulator, CoinCap simulator and stream worker on benchmark
-ports, runs ``python -m services.backfill --yes --json`` with its defaults (the top 10 assets,
+ports, runs ``python -m coinstream backfill --yes --json`` with its defaults (the top 10 assets,
 the last 30 days, hourly), and reports its credits, requests, records and time, then the time
 until every record is a row of ``asset_history``; then runs it again to show that a rerun
 spends nothing.
@@ -50,7 +50,7 @@ def worker_running() -> bool:
 def backfill_once() -> tuple[dict[str, Any], float]:
     started = time.monotonic()
     finished = subprocess.run(
-        [sys.executable, "-m", "services.backfill", "--yes", "--json"],
+        [sys.executable, "-m", "coinstream", "backfill", "--yes", "--json"],
         env=subprocess_environment(ENVIRONMENT),
         capture_output=True,
         text=True,

@@ -141,3 +141,25 @@ def spark() -> SparkSession:
 
     settings = Settings(_env_file=None)
     return build_spark_session(settings, "coinstream-transform-tests", spark_kafka_jars(settings))
+
+
+def refusal_at_start(module: list[str], environment: dict[str, str]) -> str:
+    """Run ``python -m <module...>`` with settings it must refuse: exit status 2 and exactly one
+    line on stderr, which is returned for the caller to check what it names."""
+    import subprocess
+
+    from deploy.local.processes import subprocess_environment
+
+    result = subprocess.run(
+        [sys.executable, "-m", *module],
+        cwd=PROJECT_ROOT,
+        env=subprocess_environment(environment),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("coinstream: "), result.stderr[-2000:]
+    return lines[0]

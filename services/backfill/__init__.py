@@ -1,6 +1,6 @@
 """Backfill: CoinCap's asset history into the warehouse, through Kafka, once.
 
-A run-once job (``coinstream backfill``, or ``python -m services.backfill``): plan the windows
+A run-once job (``coinstream backfill``, or ``python -m coinstream backfill``): plan the windows
 and their credit cost, ask, fetch each window into the history topic, note it in the ledger so
 that a rerun spends nothing twice. docs/backfill.md tells the whole story.
 """

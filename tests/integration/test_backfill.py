@@ -181,7 +181,16 @@ def test_a_spent_quota_stops_the_command_cleanly_and_says_so(
     worker: StreamWorkerProcess, fault: dict[str, Any]
 ) -> None:
     state_dir = fresh_state()
-    command = [sys.executable, "-m", "services.backfill", "--ids", "cardano", "--interval", "h6"]
+    command = [
+        sys.executable,
+        "-m",
+        "coinstream",
+        "backfill",
+        "--ids",
+        "cardano",
+        "--interval",
+        "h6",
+    ]
     command += ["--start", f"{START:%Y-%m-%d}", "--end", f"{END:%Y-%m-%dT%H:%M}", "--yes"]
     environment = subprocess_environment(backfill_environment(worker, state_dir))
     httpx.post(f"{SIMULATOR}/_simulator/faults", json=fault).raise_for_status()

@@ -3,13 +3,9 @@ token, open off loopback, or a token short enough to guess)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from deploy.local.processes import subprocess_environment
-from shared.settings import PROJECT_ROOT
+from tests.conftest import refusal_at_start
 
 pytestmark = pytest.mark.integration
 
@@ -28,16 +24,4 @@ pytestmark = pytest.mark.integration
 def test_the_service_refuses_to_start_with_one_line(
     environment: dict[str, str], expected: str
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "services.control"],
-        cwd=PROJECT_ROOT,
-        env=subprocess_environment(environment),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("coinstream: ")
-    assert expected in lines[0]
+    assert expected in refusal_at_start(["services.control"], environment)

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from deploy.local.processes import subprocess_environment
-from shared.settings import PROJECT_ROOT
+from tests.conftest import refusal_at_start
 
 pytestmark = pytest.mark.integration
 
 
 def test_a_buffer_smaller_than_one_poll_is_refused_at_start() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "services.ingestor", "assets"],
-        cwd=PROJECT_ROOT,
-        env=subprocess_environment(
-            {"COINSTREAM_INGEST_BUFFER_MAX_RECORDS": "10", "COINSTREAM_COINCAP_PAGE_LIMIT": "100"}
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    line = refusal_at_start(
+        ["services.ingestor", "assets"],
+        {"COINSTREAM_INGEST_BUFFER_MAX_RECORDS": "10", "COINSTREAM_COINCAP_PAGE_LIMIT": "100"},
     )
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("coinstream: ")
-    assert "COINSTREAM_INGEST_BUFFER_MAX_RECORDS (10)" in lines[0] and "at least 100" in lines[0]
+    assert "COINSTREAM_INGEST_BUFFER_MAX_RECORDS (10)" in line and "at least 100" in line

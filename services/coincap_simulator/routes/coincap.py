@@ -21,7 +21,12 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.coincap_simulator.dependencies import SimulatorState, StateDep
-from services.coincap_simulator.faults import altered_records, hold_back, replacement_response
+from services.coincap_simulator.faults import (
+    Fault,
+    altered_records,
+    hold_back,
+    replacement_response,
+)
 from services.coincap_simulator.history import history_points
 from services.coincap_simulator.models import Endpoint, error_response, retirement_notice
 from services.coincap_simulator.routes.served import record_served
@@ -108,13 +113,10 @@ async def history_or_error(
     if (end_ms - start_ms) // interval_ms + 1 > MAX_HISTORY_POINTS:
         message = f"a {interval} range may hold at most {MAX_HISTORY_POINTS} points"
         return error_response(message, 400, now_ms)
-    fault = state.faults.take("history")
-    await hold_back(fault)
-    market = state.market
-    market.advance_to(state.clock())
-    replacement = replacement_response(fault, market.timestamp_ms)
+    fault, replacement = await take_fault(state, "history")
     if replacement is not None:
         return replacement
+    market = state.market
     points = history_points(market, asset_id, interval_ms, start_ms, end_ms)
     if points is None:
         return error_response(f"{asset_id} not found", 404, market.timestamp_ms)
@@ -160,13 +162,10 @@ async def page_or_error(
         return error_response(message, 400, now_ms)
     if offset < 0:
         return error_response(f"offset must be 0 or more, got {offset}", 400, now_ms)
-    fault = state.faults.take(endpoint)
-    await hold_back(fault)
-    market = state.market
-    market.advance_to(state.clock())
-    replacement = replacement_response(fault, market.timestamp_ms)
+    fault, replacement = await take_fault(state, endpoint)
     if replacement is not None:
         return replacement
+    market = state.market
     records = altered_records(fault, endpoint, select()[offset : offset + limit])
     delayed = fault is not None and fault.mode == "slow"
     record_served(request, endpoint, market.timestamp_ms, records, delayed)
@@ -183,3 +182,14 @@ def has_api_key(request: Request, api_key: str | None) -> bool:
         request.query_params.get("apiKey", ""),
     ]
     return any(secrets.compare_digest(key.encode(), api_key.encode()) for key in offered if key)
+
+
+async def take_fault(
+    state: SimulatorState, endpoint: Endpoint
+) -> tuple[Fault | None, Response | None]:
+    """The fault knob this request takes, applied in order: its delay, then the market moved to
+    now, then the answer that replaces the whole response when the knob is one of those."""
+    fault = state.faults.take(endpoint)
+    await hold_back(fault)
+    state.market.advance_to(state.clock())
+    return fault, replacement_response(fault, state.market.timestamp_ms)
