@@ -407,7 +407,14 @@ def test_lag_grows_while_the_worker_is_stopped_and_returns_to_zero(pipeline: Pip
         wait_for(lambda: api.json("/lag")["lag_records"] < 1000, "for the worker to catch up", 120)
         stopped = api.command("stream-worker", "stop")
         assert stopped.status_code == 202, stopped.text
-        stopped_lag = api.json("/lag")["lag_records"]
+        # The worker finishes the batch it was in when told to stop, and commits it; after
+        # that it is STOPPED and the committed offsets stay put. The lag is measured from
+        # there, at the broker (a /lag answer may be up to two seconds old).
+        wait_for(
+            lambda: ingestor_health(WORKER_PORT)["state"] == "STOPPED", "the worker to stop", 60
+        )
+        at_stop = asyncio.run(broker_offsets(SETTINGS, SETTINGS.stream_consumer_group, topics))
+        stopped_lag = sum(end - (committed or 0) for end, committed in at_stop.values())
         wait_for(
             lambda: api.json("/lag")["lag_records"] > stopped_lag + 500,
             "for lag to grow while the worker is stopped",
@@ -420,11 +427,6 @@ def test_lag_grows_while_the_worker_is_stopped_and_returns_to_zero(pipeline: Pip
             wait_for(
                 functools.partial(paused_and_delivered, port), "for the ingestors to pause", 30
             )
-        # The worker finishes the batch it was in when told to stop, and commits it; after
-        # that it is STOPPED and the committed offsets stay put.
-        wait_for(
-            lambda: ingestor_health(WORKER_PORT)["state"] == "STOPPED", "the worker to stop", 60
-        )
         broker = asyncio.run(broker_offsets(SETTINGS, SETTINGS.stream_consumer_group, topics))
         # An answer may be up to COINSTREAM_CONTROL_ANSWER_CACHE_SECONDS old: the first one
         # measured after the freeze must equal the broker's offsets exactly.
