@@ -147,9 +147,11 @@ clean-state: ## delete local Kafka and BigQuery data (.state); jars and packages
 clean: clean-state ## also delete the environment and downloaded jars
 	rm -rf $(VENV) .cache
 
-bench: setup ## run the benchmarks against the real local stack and print their figures
-	$(VENV_BIN)/python -m bench.ingest_throughput
-	$(VENV_BIN)/python -m bench.stream_worker
+BENCH_RUNS ?= 3
+bench: setup ## run the benchmarks against the real local stack; figures in docs/benchmarks.md (BENCH_RUNS=3 runs each)
+	$(VENV_BIN)/python -m bench.ingest_throughput --runs $(BENCH_RUNS)
+	$(VENV_BIN)/python -m bench.stack_footprint --runs $(BENCH_RUNS)
+	$(VENV_BIN)/python -m bench.stream_worker --runs $(BENCH_RUNS)
 	$(VENV_BIN)/python -m bench.dashboard_queries
 	$(VENV_BIN)/python -m bench.backfill
 

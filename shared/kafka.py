@@ -174,9 +174,16 @@ async def describe_partitions(
     try:
         async with asyncio.timeout(within_seconds):
             await admin.start()
-            described = await admin.describe_topics(topics)
+            return await describe_partitions_with(admin, topics)
     finally:
         await admin.close()
+
+
+async def describe_partitions_with(
+    admin: AIOKafkaAdminClient, topics: list[str]
+) -> dict[str, list[PartitionReplicas]]:
+    """``describe_partitions`` through an admin client the caller keeps open."""
+    described = await admin.describe_topics(topics)
     return {
         topic["topic"]: sorted(
             (

@@ -51,6 +51,10 @@ class Column:
     required: bool = False
     source_field: str | None = None
     """The CoinCap field this column is read from; None for envelope and derived columns."""
+    minimum: int | None = None
+    """The smallest value that means something (0 for a supply or a price, 1 for a rank). A
+    smaller one (a negative supply, rank 0) is absurd: the ingestors dead-letter the record and
+    the worker quarantines the row, with the reason, rather than store it."""
 
 
 @dataclass(frozen=True)
@@ -94,8 +98,14 @@ class TableSchema:
                 return column
         raise KeyError(f"table {self.table} has no column {name!r}")
 
-    def json_schema(self) -> list[dict[str, str]]:
-        """The schema as BigQuery's JSON schema format, the one Terraform's ``schema`` reads."""
+    @property
+    def stored_columns(self) -> tuple[Column, ...]:
+        """The warehouse table's columns: the rows' own (``columns``), then the sinks' own."""
+        return (*self.columns, STREAM_BATCH)
+
+    def json_schema(self, columns: tuple[Column, ...] | None = None) -> list[dict[str, str]]:
+        """The schema as BigQuery's JSON schema format, the one Terraform's ``schema`` reads:
+        every stored column, unless ``columns`` names others."""
         return [
             {
                 "name": column.name,
@@ -103,17 +113,36 @@ class TableSchema:
                 "mode": "REQUIRED" if column.required else "NULLABLE",
                 "description": column.description,
             }
-            for column in self.columns
+            for column in (self.stored_columns if columns is None else columns)
         ]
 
     def json_schema_text(self) -> str:
         return json.dumps(self.json_schema(), indent=2) + "\n"
 
     def bigquery_schema(self) -> list[bigquery.SchemaField]:
+        """The columns of the rows the worker makes (``columns``): a staging table's schema."""
+        from google.cloud import bigquery
+
+        return [
+            bigquery.SchemaField.from_api_repr(field) for field in self.json_schema(self.columns)
+        ]
+
+    def stored_bigquery_schema(self) -> list[bigquery.SchemaField]:
+        """Every column of the warehouse table (``stored_columns``)."""
         from google.cloud import bigquery
 
         return [bigquery.SchemaField.from_api_repr(field) for field in self.json_schema()]
 
+
+STREAM_BATCH = Column(
+    "stream_batch",
+    ColumnType.STRING,
+    "The stream worker batch that appended the row through the Storage Write API: the Spark "
+    "query id of its checkpoint and the batch id, as <query id>:<batch id>; checked before a "
+    "batch that runs again commits. Null for rows the MERGE sink wrote.",
+)
+"""Bookkeeping of the Storage Write API sink, stored with every row it appends (see
+``services.stream_worker.storage_write_sink``); not a column of the rows the worker makes."""
 
 # Columns every record table shares: the envelope fields the ingestors add (derived from their
 # one definition in ``shared.envelope``), and the worker's own stamp.
@@ -138,29 +167,36 @@ ASSETS = TableSchema(
     description="CoinCap /assets snapshots, one row per asset per poll.",
     columns=(
         Column("id", ColumnType.STRING, "CoinCap asset id, e.g. bitcoin.", True, "id"),
-        Column("rank", ColumnType.INT64, "Rank by market cap.", source_field="rank"),
+        Column("rank", ColumnType.INT64, "Rank by market cap.", source_field="rank", minimum=1),
         Column("symbol", ColumnType.STRING, "Ticker symbol, e.g. BTC.", source_field="symbol"),
         Column("name", ColumnType.STRING, "Asset name.", source_field="name"),
-        Column("supply", ColumnType.FLOAT64, "Circulating supply.", source_field="supply"),
+        Column(
+            "supply", ColumnType.FLOAT64, "Circulating supply.", source_field="supply", minimum=0
+        ),
         Column(
             "max_supply",
             ColumnType.FLOAT64,
             "Maximum supply; null when unbounded.",
             source_field="maxSupply",
+            minimum=0,
         ),
         Column(
             "market_cap_usd",
             ColumnType.FLOAT64,
             "Supply times price, in USD.",
             source_field="marketCapUsd",
+            minimum=0,
         ),
         Column(
             "volume_usd_24hr",
             ColumnType.FLOAT64,
             "Trading volume over 24 hours, in USD.",
             source_field="volumeUsd24Hr",
+            minimum=0,
         ),
-        Column("price_usd", ColumnType.FLOAT64, "Price in USD.", source_field="priceUsd"),
+        Column(
+            "price_usd", ColumnType.FLOAT64, "Price in USD.", source_field="priceUsd", minimum=0
+        ),
         Column(
             "change_percent_24hr",
             ColumnType.FLOAT64,
@@ -172,6 +208,7 @@ ASSETS = TableSchema(
             ColumnType.FLOAT64,
             "Volume-weighted average price over 24 hours.",
             source_field="vwap24Hr",
+            minimum=0,
         ),
         Column("explorer", ColumnType.STRING, "Block explorer URL.", source_field="explorer"),
         Column(
@@ -196,24 +233,27 @@ EXCHANGES = TableSchema(
             "exchangeId",
         ),
         Column("name", ColumnType.STRING, "Exchange name.", source_field="name"),
-        Column("rank", ColumnType.INT64, "Rank by volume.", source_field="rank"),
+        Column("rank", ColumnType.INT64, "Rank by volume.", source_field="rank", minimum=1),
         Column(
             "percent_total_volume",
             ColumnType.FLOAT64,
             "Share of the total volume of all exchanges, in percent.",
             source_field="percentTotalVolume",
+            minimum=0,
         ),
         Column(
             "volume_usd",
             ColumnType.FLOAT64,
             "Trading volume over 24 hours, in USD.",
             source_field="volumeUsd",
+            minimum=0,
         ),
         Column(
             "trading_pairs",
             ColumnType.INT64,
             "Number of trading pairs.",
             source_field="tradingPairs",
+            minimum=0,
         ),
         Column(
             "socket", ColumnType.BOOL, "Whether it has a WebSocket feed.", source_field="socket"

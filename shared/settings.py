@@ -207,6 +207,12 @@ class Settings(BaseSettings):
         description="Records an ingestor holds while Kafka is unreachable; beyond it the oldest "
         "polls are dropped, counted and logged. At least COINSTREAM_COINCAP_PAGE_LIMIT.",
     )
+    ingest_max_polls_in_flight: int = Field(
+        default=8,
+        ge=1,
+        description="Polls an ingestor hands to Kafka before the oldest is acknowledged, so "
+        "ingest is not bound by one broker round trip per poll; 1 waits for each poll.",
+    )
     shutdown_flush_seconds: float = Field(
         default=30.0,
         gt=0,
@@ -224,8 +230,8 @@ class Settings(BaseSettings):
     stream_trigger_seconds: float = Field(
         default=5.0,
         gt=0,
-        description="Seconds between micro-batches. Local default 5; on real BigQuery use 60 or "
-        "more (about 1,500 load jobs per table per day).",
+        description="Seconds between micro-batches. Local default 5; Terraform sets 10 for "
+        "BigQuery (a batch without rows writes nothing; docs/gcp.md).",
     )
     stream_max_records_per_batch: int = Field(
         default=100_000, ge=1, description="Most Kafka records one micro-batch reads."
@@ -252,6 +258,13 @@ class Settings(BaseSettings):
         "duplicate among those processed since its oldest record's source time minus this "
         "(clock skew), so a replay of old records stays exactly once; bounds the partitions "
         "each MERGE scans.",
+    )
+    stream_sink: Literal["merge", "storage-write"] = Field(
+        default="merge",
+        description="How the stream worker writes each micro-batch: merge (load a staging "
+        "table, MERGE on the key; a record published twice is stored once) or storage-write "
+        "(append through a Storage Write API pending stream committed atomically; scans "
+        "nothing per batch, a record published twice is stored twice and read once).",
     )
     stream_fail_on_data_loss: bool = Field(
         default=False,

@@ -9,6 +9,7 @@ locals {
     COINSTREAM_BIGQUERY_LOCATION          = google_bigquery_dataset.coinstream.location
     COINSTREAM_STREAM_CHECKPOINT_LOCATION = "gs://${google_storage_bucket.checkpoints.name}/stream-worker"
     COINSTREAM_STREAM_TRIGGER_SECONDS     = tostring(var.stream_trigger_seconds)
+    COINSTREAM_STREAM_SINK                = var.stream_sink
     COINSTREAM_WAREHOUSE_SCHEMA_OWNER     = "terraform"
   }
 

@@ -134,12 +134,23 @@ variable "checkpoint_noncurrent_days" {
 
 variable "stream_trigger_seconds" {
   type        = number
-  description = "Seconds between the stream worker's micro-batches on BigQuery; COINSTREAM_STREAM_TRIGGER_SECONDS in the outputs. Each batch runs a MERGE per table, billed at 10 MB or more each, so a shorter trigger costs more (docs/gcp.md)."
-  default     = 60
+  description = "Seconds between the stream worker's micro-batches on BigQuery; COINSTREAM_STREAM_TRIGGER_SECONDS in the outputs. A batch with no rows writes nothing, so a trigger at or below the ingestors' poll interval costs no more than a longer one (docs/gcp.md#the-trigger-from-the-quotas)."
+  default     = 10
 
   validation {
     condition     = var.stream_trigger_seconds >= 1
     error_message = "stream_trigger_seconds must be 1 or more."
+  }
+}
+
+variable "stream_sink" {
+  type        = string
+  description = "How the stream worker writes to BigQuery; COINSTREAM_STREAM_SINK in the outputs. storage-write appends through the Storage Write API and reads nothing per batch; merge runs a MERGE per table and batch that scans the dedup horizon's partitions (docs/gcp.md#the-trigger-from-the-quotas)."
+  default     = "storage-write"
+
+  validation {
+    condition     = contains(["merge", "storage-write"], var.stream_sink)
+    error_message = "stream_sink must be merge or storage-write."
   }
 }
 

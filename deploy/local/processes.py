@@ -7,14 +7,18 @@ and the emulator with the settings that reach them. ``make run`` itself uses hon
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import UnknownTopicOrPartitionError, for_code
 from aiokafka.structs import ConsumerRecord
 
 from deploy.local.errors import StackError
@@ -124,27 +128,82 @@ class LocalStack:
 
 
 async def read_topic(
-    bootstrap_servers: str, topic: str, expected: int | None = None, idle_seconds: float = 3.0
+    bootstrap_servers: str,
+    topic: str,
+    expected: int | None = None,
+    idle_seconds: float = 3.0,
+    read_seconds: float = 120.0,
 ) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every message of ``topic`` from the start, in offset order per partition.
+    """Every message of ``topic`` from the start to its end offsets, in offset order per
+    partition; an empty list for a topic that does not exist.
 
-    Reads until ``expected`` messages arrived, or until nothing new came for ``idle_seconds``.
+    With ``expected``, it first waits until the topic's offsets cover that many messages (or
+    until they have not grown for ``idle_seconds``). Either way it then reads up to the end
+    offsets the broker reports at that moment, never stopping at a count: a copy published
+    after the Nth message is read too, so the caller's count and duplicate checks see it.
+    Reading that has not reached those offsets within ``read_seconds`` raises TimeoutError.
     """
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
+    partitions = [
+        TopicPartition(topic, number)
+        for number in await _partition_numbers(bootstrap_servers, topic)
+    ]
+    if not partitions:
+        return []
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
     await consumer.start()
     messages: list[ConsumerRecord[bytes, bytes]] = []
     try:
-        while expected is None or len(messages) < expected:
-            batches = await consumer.getmany(timeout_ms=int(idle_seconds * 1000))
-            if not batches:
-                break
-            for batch in batches.values():
-                messages.extend(batch)
+        consumer.assign(partitions)
+        ends = await _end_offsets_covering(consumer, partitions, expected, idle_seconds)
+        await consumer.seek_to_beginning(*partitions)
+        async with asyncio.timeout(read_seconds):
+            while not await _reached(consumer, ends):
+                batches = await consumer.getmany(timeout_ms=500)
+                for partition, batch in batches.items():
+                    messages.extend(m for m in batch if m.offset < ends[partition])
     finally:
         await consumer.stop()
-    return messages
+    return sorted(messages, key=lambda message: (message.partition, message.offset))
+
+
+async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    for partition, end in ends.items():
+        if await consumer.position(partition) < end:
+            return False
+    return True
+
+
+async def _partition_numbers(bootstrap_servers: str, topic: str) -> list[int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described["error_code"] == UnknownTopicOrPartitionError.errno:
+        return []
+    if described["error_code"]:
+        # Never "no messages" for a topic the broker could not describe just now.
+        raise for_code(described["error_code"])(f"could not describe topic {topic}")
+    return sorted(partition["partition"] for partition in described["partitions"])
+
+
+async def _end_offsets_covering(
+    consumer: AIOKafkaConsumer,
+    partitions: list[TopicPartition],
+    expected: int | None,
+    idle_seconds: float,
+) -> dict[TopicPartition, int]:
+    """The end offsets once they cover ``expected`` messages past the log starts, or once they
+    have stopped growing for ``idle_seconds``."""
+    starts: dict[TopicPartition, int] = await consumer.beginning_offsets(partitions)
+    ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+    grew_at = time.monotonic()
+    while expected is not None and sum(ends[p] - starts[p] for p in partitions) < expected:
+        if time.monotonic() - grew_at > idle_seconds:
+            break
+        await asyncio.sleep(0.2)
+        latest = await consumer.end_offsets(partitions)
+        if latest != ends:
+            ends, grew_at = latest, time.monotonic()
+    return ends

@@ -10,9 +10,13 @@ Set them with ``--fault JSON`` (repeatable) or ``POST /_simulator/faults`` with 
     {"mode": "missing_id", "count": 1}                     the first record lacks id/exchangeId
     {"mode": "retired_v2", "count": 1}                     200 with the v2 retirement payload
     {"mode": "oversized_body", "size_bytes": 10000000}     200 with a body of that many bytes
+    {"mode": "absurd_values", "count": 1}                  the first records carry absurd values
 
 Every knob also takes ``"endpoint": "assets" | "exchanges" | "history"`` to affect one endpoint
-only (``history`` is ``/assets/{id}/history``).
+only (``history`` is ``/assets/{id}/history``; ``absurd_values`` applies to the listings only).
+``absurd_values`` gives each of a listing page's first records one value no asset or exchange
+can have, in CoinCap's wire format (``ABSURD_VALUES``: a negative supply, rank "0", a price of
+"1e400" or "NaN", ...); the served log names those records (``/_simulator/served``).
 ``count`` is how many requests it affects (default 1; quota_exhausted defaults to until cleared;
 ``null`` means until cleared). Knobs form a queue: each /v3 request (after the API-key check)
 takes the first knob that matches its endpoint, so ``rate_limit`` x2 then ``server_error`` x1
@@ -41,6 +45,7 @@ FaultMode = Literal[
     "missing_id",
     "retired_v2",
     "oversized_body",
+    "absurd_values",
 ]
 
 MAX_QUEUED_FAULTS = 1000
@@ -50,6 +55,25 @@ _PADDING_CHUNK_BYTES = 64 * 1024
 
 RECORD_KEYS: dict[Endpoint, str] = {"assets": "id", "exchanges": "exchangeId", "history": "time"}
 """The field that names a record, which ``missing_id`` drops (a history point's ``time``)."""
+
+ABSURD_VALUES: dict[Endpoint, tuple[tuple[str, str], ...]] = {
+    "assets": (
+        ("supply", "-19788862.0000000000000000"),
+        ("rank", "0"),
+        ("priceUsd", "1e400"),
+        ("priceUsd", "NaN"),
+        ("marketCapUsd", "-1904557171625.0952172577833640"),
+        ("rank", "1e3"),
+    ),
+    "exchanges": (
+        ("rank", "0"),
+        ("percentTotalVolume", "-2.946801735133553120000000000000000000"),
+        ("volumeUsd", "1e400"),
+        ("volumeUsd", "NaN"),
+        ("tradingPairs", "-52"),
+    ),
+}
+"""What ``absurd_values`` sets, one (field, value) per record from a page's first record on."""
 
 
 class Fault(BaseModel):
@@ -69,6 +93,12 @@ class Fault(BaseModel):
     def _quota_lasts_until_cleared(self) -> Self:
         if self.mode == "quota_exhausted" and "count" not in self.model_fields_set:
             self.count = None
+        return self
+
+    @model_validator(mode="after")
+    def _absurd_values_in_listings_only(self) -> Self:
+        if self.mode == "absurd_values" and self.endpoint == "history":
+            raise ValueError("absurd_values applies to the assets and exchanges listings only")
         return self
 
 
@@ -183,8 +213,24 @@ async def _oversized_body(size_bytes: int, timestamp_ms: int) -> AsyncIterator[b
 def altered_records(
     fault: Fault | None, endpoint: Endpoint, records: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """The page's records as the fault leaves them: ``missing_id`` drops the first one's key."""
-    if fault is None or fault.mode != "missing_id" or not records:
+    """The page's records as the fault leaves them: ``missing_id`` drops the first one's key,
+    ``absurd_values`` gives the first ones an absurd value each (``ABSURD_VALUES``)."""
+    if fault is None or not records:
         return records
-    key = RECORD_KEYS[endpoint]
-    return [{name: value for name, value in records[0].items() if name != key}, *records[1:]]
+    if fault.mode == "missing_id":
+        key = RECORD_KEYS[endpoint]
+        return [{name: value for name, value in records[0].items() if name != key}, *records[1:]]
+    if fault.mode == "absurd_values":
+        absurd = ABSURD_VALUES.get(endpoint, ())
+        return [
+            record | dict([absurd[number]]) if number < len(absurd) else record
+            for number, record in enumerate(records)
+        ]
+    return records
+
+
+def absurd_record_count(fault: Fault | None, endpoint: Endpoint, records: int) -> int:
+    """How many of a page's ``records`` (from the first) ``fault`` made absurd."""
+    if fault is None or fault.mode != "absurd_values":
+        return 0
+    return min(records, len(ABSURD_VALUES.get(endpoint, ())))

@@ -16,6 +16,7 @@ from services.control.dependencies import ControlResources
 from services.control.desired_state_writer import DesiredStateWriter
 from services.control.errors import install_error_handlers
 from services.control.freshness import FreshnessReader
+from services.control.kafka_clients import ControlKafkaClients
 from services.control.metrics import MetricsRefresher, control_collector
 from services.control.readiness import measure_readiness
 from services.control.routes import components, freshness, health, lag
@@ -53,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         watcher = DesiredStateWatcher(settings, client_id="coinstream-control")
         writer = DesiredStateWriter(settings)
+        kafka_clients = ControlKafkaClients(settings)
         async with httpx.AsyncClient() as http:
             registry = ComponentRegistry(settings, watcher, writer, http)
             freshness_reader = FreshnessReader(settings, create_bigquery_client(settings))
@@ -60,11 +62,11 @@ def create_app(settings: Settings) -> FastAPI:
                 settings=settings,
                 open_access=open_access,
                 components=registry,
-                lag=LagReader(settings),
+                lag=LagReader(settings, kafka_clients),
                 freshness=freshness_reader,
                 readiness=SharedAnswer(
                     "readiness",
-                    lambda: measure_readiness(settings, freshness_reader),
+                    lambda: measure_readiness(settings, kafka_clients, freshness_reader),
                     settings.control_answer_cache_seconds,
                 ),
             )
@@ -87,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
                     await refreshing
                 await watcher.stop()
                 await writer.stop()
+                await kafka_clients.close()
 
     app = FastAPI(
         title="coinstream control",

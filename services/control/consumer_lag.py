@@ -15,45 +15,44 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from services.control.errors import DependencyUnavailable
+from services.control.kafka_clients import ControlKafkaClients
 from services.control.models import LagReport, PartitionLag, TopicLag
 from services.control.shared_answer import SharedAnswer
-from shared.kafka import describe_partitions, kafka_client_config
+from shared.kafka import describe_partitions_with
 from shared.settings import Settings
 
 TIMESTAMP_READ_SECONDS = 3.0
 
 
 async def measure_lag(
-    settings: Settings, group: str, topics: Sequence[str], within_seconds: float = 10.0
+    settings: Settings,
+    group: str,
+    topics: Sequence[str],
+    within_seconds: float = 10.0,
+    clients: ControlKafkaClients | None = None,
 ) -> LagReport:
-    """Lag of ``group`` on ``topics``; raises KafkaError, OSError or TimeoutError when the
-    broker does not answer within ``within_seconds``."""
-    admin = AIOKafkaAdminClient(
-        **kafka_client_config(settings),
-        client_id="coinstream-control-lag",
-        request_timeout_ms=int(within_seconds * 1000),
-    )
-    consumer = AIOKafkaConsumer(
-        **kafka_client_config(settings),
-        client_id="coinstream-control-lag",
-        enable_auto_commit=False,
-        request_timeout_ms=int(within_seconds * 1000),
-    )
-    try:
-        async with asyncio.timeout(within_seconds):
-            await admin.start()
-            await consumer.start()
-            described = await describe_partitions(settings, list(topics), within_seconds)
-            every = [
-                TopicPartition(topic, each.partition)
-                for topic, partitions in described.items()
-                for each in partitions
-            ]
+    """Lag of ``group`` on ``topics``, through ``clients`` (the control service's long-lived
+    ones), or through clients opened for this one measurement; raises KafkaError, OSError or
+    TimeoutError when the broker does not answer within ``within_seconds``."""
+    if clients is None:
+        own = ControlKafkaClients(settings)
+        try:
+            return await measure_lag(settings, group, topics, within_seconds, own)
+        finally:
+            await own.close()
+    async with asyncio.timeout(within_seconds):
+        async with clients.admin() as admin:
+            described = await describe_partitions_with(admin, list(topics))
             committed_offsets = await admin.list_consumer_group_offsets(group)
+        every = [
+            TopicPartition(topic, each.partition)
+            for topic, partitions in described.items()
+            for each in partitions
+        ]
+        async with clients.consumer() as consumer:
             measured_at = datetime.now(UTC)
             ends = await consumer.end_offsets(every) if every else {}
             starts = await consumer.beginning_offsets(every) if every else {}
@@ -70,9 +69,6 @@ async def measure_lag(
                 if ends[partition] > offset
             }
             oldest = await _first_timestamps(consumer, lagging)
-    finally:
-        await consumer.stop()
-        await admin.close()
 
     now = time.time()
     topic_reports = []
@@ -144,8 +140,9 @@ async def _first_timestamps(
 class LagReader:
     """The worker group's lag on the record topics, as the settings name them."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clients: ControlKafkaClients) -> None:
         self.settings = settings
+        self.clients = clients
         self.topics = (settings.topic_assets, settings.topic_exchanges)
         self.answer = SharedAnswer("lag", self._measure, settings.control_answer_cache_seconds)
 
@@ -156,7 +153,10 @@ class LagReader:
     async def _measure(self) -> LagReport:
         try:
             return await measure_lag(
-                self.settings, self.settings.stream_consumer_group, self.topics
+                self.settings,
+                self.settings.stream_consumer_group,
+                self.topics,
+                clients=self.clients,
             )
         except (KafkaError, OSError, TimeoutError) as error:
             raise DependencyUnavailable(

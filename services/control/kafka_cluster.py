@@ -11,23 +11,29 @@ once it is back and has caught up.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Literal
 
+from services.control.kafka_clients import ControlKafkaClients
 from services.control.models import KafkaClusterHealth
-from shared.kafka import PartitionReplicas, describe_partitions, live_brokers
-from shared.settings import Settings
+from shared.kafka import PartitionReplicas, describe_partitions_with
 
 
 async def kafka_cluster_health(
-    settings: Settings, topics: Sequence[str], within_seconds: float = 5.0
+    clients: ControlKafkaClients,
+    topics: Sequence[str],
+    min_insync_replicas: int,
+    within_seconds: float = 5.0,
 ) -> KafkaClusterHealth:
-    """The health of ``topics``' replication; raises KafkaError, OSError or TimeoutError when
-    the cluster does not answer."""
-    brokers = await live_brokers(settings, within_seconds)
-    described = await describe_partitions(settings, list(topics), within_seconds)
+    """The health of ``topics``' replication, through the control service's admin client;
+    raises KafkaError, OSError or TimeoutError when the cluster does not answer."""
+    async with asyncio.timeout(within_seconds), clients.admin() as admin:
+        cluster = await admin.describe_cluster()
+        described = await describe_partitions_with(admin, list(topics))
+    brokers = sorted(broker["node_id"] for broker in cluster["brokers"])
     partitions = [each for every in described.values() for each in every]
-    return replication_health(brokers, partitions, settings.topic_min_insync_replicas)
+    return replication_health(brokers, partitions, min_insync_replicas)
 
 
 def replication_health(

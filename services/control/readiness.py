@@ -8,22 +8,33 @@ import time
 from aiokafka.errors import KafkaError
 
 from services.control.freshness import FreshnessReader
+from services.control.kafka_clients import ControlKafkaClients
 from services.control.kafka_cluster import kafka_cluster_health
 from services.control.models import DependencyCheck, KafkaClusterHealth, Readiness
-from shared.kafka import kafka_answers
 from shared.settings import Settings
 from shared.warehouse import describe_warehouse
 
 KAFKA_CHECK_SECONDS = 3.0
 
 
-async def measure_readiness(settings: Settings, freshness: FreshnessReader) -> Readiness:
-    """Each dependency checked at once; ``status`` is "unready" when one fails."""
+async def measure_readiness(
+    settings: Settings, clients: ControlKafkaClients, freshness: FreshnessReader
+) -> Readiness:
+    """Each dependency checked at once; ``status`` is "unready" when one fails. Kafka is asked
+    through the control service's long-lived admin client: one metadata answer says both that
+    it answers and how the record topics are replicated."""
 
-    async def kafka() -> DependencyCheck:
+    async def kafka() -> tuple[DependencyCheck, KafkaClusterHealth | None]:
         started = time.monotonic()
-        ok = await kafka_answers(settings, KAFKA_CHECK_SECONDS)
-        return DependencyCheck(
+        topics = (settings.topic_assets, settings.topic_exchanges)
+        try:
+            cluster = await kafka_cluster_health(
+                clients, topics, settings.topic_min_insync_replicas, KAFKA_CHECK_SECONDS
+            )
+        except (KafkaError, OSError, TimeoutError):
+            cluster = None
+        ok = cluster is not None and bool(cluster.brokers)
+        check = DependencyCheck(
             ok=ok,
             target=settings.kafka_bootstrap_servers,
             detail=None
@@ -32,6 +43,7 @@ async def measure_readiness(settings: Settings, freshness: FreshnessReader) -> R
             "(`make run`) or check COINSTREAM_KAFKA_BOOTSTRAP_SERVERS",
             seconds=round(time.monotonic() - started, 3),
         )
+        return check, cluster if ok else None
 
     async def warehouse() -> DependencyCheck:
         started = time.monotonic()
@@ -43,16 +55,7 @@ async def measure_readiness(settings: Settings, freshness: FreshnessReader) -> R
             seconds=round(time.monotonic() - started, 3),
         )
 
-    async def kafka_cluster() -> KafkaClusterHealth | None:
-        topics = (settings.topic_assets, settings.topic_exchanges)
-        try:
-            return await kafka_cluster_health(settings, topics, KAFKA_CHECK_SECONDS)
-        except (KafkaError, OSError, TimeoutError):
-            return None  # the kafka check says why
-
-    kafka_check, warehouse_check, cluster = await asyncio.gather(
-        kafka(), warehouse(), kafka_cluster()
-    )
+    (kafka_check, cluster), warehouse_check = await asyncio.gather(kafka(), warehouse())
     failing = [check.detail for check in (kafka_check, warehouse_check) if check.detail]
     if cluster is not None and cluster.status == "unavailable" and cluster.detail:
         failing.append(f"Kafka record topics: {cluster.detail}")

@@ -1,77 +1,136 @@
 """The delivery buffer: fetched polls wait here, in order, until Kafka has acknowledged them.
 
 Polling does not stop while the broker is down; the buffer holds what was fetched and the sender
-delivers it, oldest poll first, when the broker is back. It is bounded by a record count: past
-the bound the oldest waiting poll is dropped, and the caller counts and logs the loss.
+hands it to the producer, oldest poll first, several polls at a time. It is bounded by a record
+count: past the bound the oldest poll that the producer has not started on is dropped, and the
+caller counts and logs the loss. Polls the producer has started on are never dropped, so a poll
+is either delivered completely or dropped before any of it was sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from shared.envelope import OutgoingMessage
 
 
-@dataclass
+@dataclass(eq=False)
 class PendingPoll:
     """One fetched poll on its way to Kafka."""
 
     poll_id: str
     undelivered: list[OutgoingMessage]
-    """Messages Kafka has not acknowledged yet; shrinks as parts of the poll are delivered."""
+    """Messages Kafka has not acknowledged yet, in poll order; shrinks when a producer session
+    ends with part of the poll delivered."""
+    sends: list[asyncio.Future[Any]] = field(default_factory=list)
+    """The current producer's futures for ``undelivered[:len(sends)]``: handed over, in order."""
+    acknowledged: int = 0
+    """How many of ``sends`` Kafka has acknowledged."""
+    first_send_position: int = 0
+    """Where ``sends[0]`` stands in the current producer's hand-over order (the order of every
+    record it was given), for telling which of two snapshots of a key is the newer."""
+
+    @property
+    def waiting_records(self) -> int:
+        """Records of this poll Kafka has not acknowledged yet."""
+        return len(self.undelivered) - self.acknowledged
+
+    @property
+    def started(self) -> bool:
+        """The current producer holds part of this poll."""
+        return bool(self.sends)
+
+    @property
+    def fully_handed_over(self) -> bool:
+        return len(self.sends) == len(self.undelivered)
+
+    @property
+    def delivered(self) -> bool:
+        return self.acknowledged == len(self.undelivered)
 
 
 class DeliveryBuffer:
-    """A FIFO of polls bounded by the number of undelivered records in it.
+    """A FIFO of polls bounded by the number of unacknowledged records in it.
 
-    The head poll is the one the sender is working on; overflow never drops it, so a poll is
-    either delivered completely or dropped before any of it was sent.
+    The sender hands polls over from the front, so the started polls are a prefix of the queue;
+    overflow drops the oldest poll after them (never the front one, even before it is started).
     """
 
     def __init__(self, max_records: int) -> None:
         self.max_records = max_records
         self._polls: deque[PendingPoll] = deque()
-        self._changed = asyncio.Condition()
+        self._changed = asyncio.Event()
 
     @property
     def records(self) -> int:
-        return sum(len(poll.undelivered) for poll in self._polls)
+        return sum(poll.waiting_records for poll in self._polls)
 
     @property
     def polls(self) -> int:
         return len(self._polls)
 
-    async def add(self, poll: PendingPoll) -> list[PendingPoll]:
+    @property
+    def polls_in_flight(self) -> int:
+        """Polls the current producer holds part of and Kafka has not fully acknowledged."""
+        return sum(1 for poll in self._polls if poll.started and not poll.delivered)
+
+    def add(self, poll: PendingPoll) -> list[PendingPoll]:
         """Queue a poll; return the polls dropped to keep within the bound, oldest first."""
         dropped = []
-        async with self._changed:
-            self._polls.append(poll)
-            while self.records > self.max_records and len(self._polls) > 1:
-                dropped.append(self._polls[1])
-                del self._polls[1]
-            self._changed.notify_all()
+        self._polls.append(poll)
+        protected = max(1, sum(1 for each in self._polls if each.started))
+        records = self.records
+        while records > self.max_records and len(self._polls) > protected:
+            dropped.append(self._polls[protected])
+            records -= self._polls[protected].waiting_records
+            del self._polls[protected]
+        self.release_delivered()  # a poll of no records is delivered as it comes
         return dropped
 
-    async def head(self) -> PendingPoll:
-        """The oldest poll, waiting until there is one."""
-        async with self._changed:
-            await self._changed.wait_for(lambda: bool(self._polls))
-            return self._polls[0]
+    def next_to_hand_over(self) -> PendingPoll | None:
+        """The oldest poll with messages the current producer does not hold yet."""
+        return next((poll for poll in self._polls if not poll.fully_handed_over), None)
 
-    async def remove_head(self, poll: PendingPoll) -> None:
-        async with self._changed:
-            if self._polls and self._polls[0] is poll:
-                self._polls.popleft()
-            self._changed.notify_all()
+    def started_polls(self) -> list[PendingPoll]:
+        """The polls the current producer holds part of, oldest first."""
+        return [poll for poll in self._polls if poll.started]
+
+    def release_delivered(self) -> None:
+        """Let go of the delivered polls at the front. One delivered behind an undelivered one
+        stays: if a record of the older poll must be sent again, the newer snapshots of its key
+        show whether that would put it after them (see ``session.settle``)."""
+        while self._polls and self._polls[0].delivered and self._polls[0].fully_handed_over:
+            self._polls.popleft()
+        self.note_change()
+
+    def note_change(self) -> None:
+        """Wake whoever waits on the buffer: a poll came, went, or Kafka answered for one."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_for_change(self, at_most_seconds: float | None = None) -> bool:
+        """Wait for the next change; False when ``at_most_seconds`` passed first.
+
+        ``asyncio.timeout`` rather than ``wait_for``: on Python 3.11 ``wait_for`` swallows a
+        cancellation that arrives as the event is set, and the sender would never stop.
+        """
+        try:
+            async with asyncio.timeout(at_most_seconds):
+                await self._changed.wait()
+        except TimeoutError:
+            return False
+        return True
 
     async def wait_until_empty(self) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: not self._polls)
+        while self._polls:
+            await self.wait_for_change()
 
     def take_all(self) -> list[PendingPoll]:
         """Empty the buffer and return what was in it (for counting a loss at shutdown)."""
         polls = list(self._polls)
         self._polls.clear()
+        self.note_change()
         return polls

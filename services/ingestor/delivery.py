@@ -1,116 +1,224 @@
-"""Delivery of fetched polls to Kafka: the producer, the buffer, sending and sending again.
+"""Delivery of fetched polls to Kafka: the buffer, the producer session, the pipeline.
 
-The poller queues each poll here and goes on polling; ``deliver_forever`` delivers the polls
-oldest first and keeps what Kafka did not acknowledge for another try, so a broker outage stops
-no poll. Nothing is lost silently: a poll dropped from a full buffer, or still undelivered when
-the ingestor exits, is counted, logged with its id and shown in ``/healthz``.
+The poller queues each poll here and goes on polling; ``deliver_forever`` hands the polls to an
+idempotent producer oldest first, up to ``COINSTREAM_INGEST_MAX_POLLS_IN_FLIGHT`` of them before
+the oldest is acknowledged, so ingest is not bound by one broker round trip per poll. Order per
+key holds because every snapshot of a key goes to one partition, the producer keeps a
+partition's records in order and retries them itself within its session, and a record handed
+back by a session is sent again before anything newer (see ``session``).
+
+The producer is kept for as long as it makes progress, through broker outages and restarts:
+its own retries write each record once. It is replaced only when a send fails for good (after
+the others have their answer, so nothing is sent twice), on a restart command, or when Kafka
+answers metadata requests yet leaves records unanswered for ``STALL_SECONDS``; then what it had
+not got acknowledged is sent again, and may reach Kafka twice (counted in
+``coinstream_records_resent_total``; the warehouse stores such a record once).
+
+Nothing is lost silently: a poll dropped from a full buffer, a record not sent again because a
+newer snapshot of its key is stored, or records still unacknowledged when the ingestor exits,
+are counted, logged with the poll id and shown in ``/healthz``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
-from typing import Any, Literal
+from typing import Literal
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from services.ingestor import metrics
 from services.ingestor.buffer import DeliveryBuffer, PendingPoll
+from services.ingestor.session import ProducerSession
 from services.ingestor.specs import IngestorSpec
 from shared.envelope import OutgoingMessage
-from shared.kafka import create_producer, ensure_topics, pipeline_topics
+from shared.kafka import create_producer, ensure_topics, kafka_answers, pipeline_topics
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+SEND_RETRY_FIRST_SECONDS = 0.5
 SEND_RETRY_MAX_SECONDS = 5.0
 ACKNOWLEDGEMENT_PATIENCE_SECONDS = 5.0
-DELIVERY_TIMEOUT_SECONDS = 30.0
+"""No answer from Kafka for this long while records wait: report Kafka as unreachable."""
+STALL_SECONDS = 30.0
+"""No answer for this long while the broker answers metadata requests: replace the producer."""
+BROKER_CHECK_SECONDS = 5.0
+"""While records wait for an answer, how often to ask whether the broker answers at all."""
+WATCH_INTERVAL_SECONDS = 1.0
 PRODUCER_CLOSE_SECONDS = 5.0
 DROPPED_POLL_IDS_KEPT = 100
 
-LossReason = Literal["buffer_full", "shutdown"]
-"""Why a poll was dropped: the buffer overflowed, or the ingestor exited before delivering it."""
+LossReason = Literal["buffer_full", "shutdown", "superseded"]
+"""Why records were dropped: the buffer overflowed; the ingestor exited before Kafka
+acknowledged them; or a newer snapshot of their key was already stored when they had to be sent
+again, so sending them would have put them after it."""
+
+LOSS_DESCRIPTIONS: dict[LossReason, str] = {
+    "buffer_full": "the delivery buffer is full",
+    "shutdown": "shutdown before Kafka acknowledged it",
+    "superseded": "a newer snapshot of the same key was already in Kafka",
+}
 
 
 class KafkaDelivery:
     """One ingestor's way into Kafka. ``deliver_forever`` runs beside the poller until it is
-    cancelled; the producer is started when the broker answers and replaced when it stalls."""
+    cancelled; a producer session is started when the broker answers and kept while it works."""
 
     def __init__(self, spec: IngestorSpec, settings: Settings) -> None:
         self.spec = spec
         self.settings = settings
         self.buffer = DeliveryBuffer(settings.ingest_buffer_max_records)
-        self.producer: AIOKafkaProducer | None = None
+        self.max_polls_in_flight = settings.ingest_max_polls_in_flight
+        self.session: ProducerSession | None = None
         self.kafka_connected = False
         self.dropped_records = 0
         self.dropped_poll_ids: deque[str] = deque(maxlen=DROPPED_POLL_IDS_KEPT)
         """The newest dropped poll ids; the log has every one."""
+        self._session_lock = asyncio.Lock()
+        """Held while a session hands records over, starts or ends: never two at once."""
+        self._broker_checked_at = 0.0
+        self._broker_answering_since: float | None = None
+        """Since when the broker has answered while this session's records wait, if it has."""
+        metrics.BUFFER_RECORDS.labels(spec.name).set_function(lambda: self.buffer.records)
+
+    @property
+    def producer(self) -> AIOKafkaProducer | None:
+        """The current session's producer, if there is one."""
+        return self.session.producer if self.session is not None else None
 
     async def queue(self, poll: PendingPoll) -> None:
         """Hand a poll over for delivery, dropping (and counting) the oldest waiting ones if the
         buffer overflows."""
-        for lost in await self.buffer.add(poll):
-            self._count_loss(lost, "buffer_full")
-        self._update_buffer_gauge()
+        for lost in self.buffer.add(poll):
+            self._count_loss(lost.poll_id, lost.waiting_records, "buffer_full")
 
     async def deliver_forever(self) -> None:
-        """Deliver the buffered polls in order, retrying with backoff while Kafka is away."""
-        wait_seconds = 0.5
+        """Hand the buffered polls to the producer in order, retrying with backoff while Kafka
+        is away; beside it, watch Kafka's answers (the sender may wait inside a send)."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._hand_over_forever())
+            tasks.create_task(self._watch_answers_forever())
+
+    async def _hand_over_forever(self) -> None:
+        retry_seconds = SEND_RETRY_FIRST_SECONDS
         while True:
-            poll = await self.buffer.head()
-            producer = await self._producer()
-            if producer is not None:
-                poll.undelivered = await self._send(producer, poll.undelivered)
-                self._update_buffer_gauge()
-            if producer is not None and not poll.undelivered:
-                await self.buffer.remove_head(poll)
-                self._update_buffer_gauge()
-                wait_seconds = 0.5
-                continue
-            await asyncio.sleep(wait_seconds)
-            wait_seconds = min(wait_seconds * 2, SEND_RETRY_MAX_SECONDS)
+            poll = await self._next_poll()
+            async with self._session_lock:
+                if poll is not self.buffer.next_to_hand_over():
+                    continue  # a session ended meanwhile and handed records back
+                session = await self._session()
+                if session is not None:
+                    try:
+                        await session.hand_over(poll)
+                    except KafkaError as error:
+                        # A timeout means the producer's batch stayed full (the broker is away):
+                        # what it holds it still retries. Any other error leaves it unusable.
+                        session.failed |= not isinstance(error, KafkaTimeoutError)
+                        metrics.KAFKA_SEND_FAILURES.labels(self.spec.name).inc()
+                        self._note_kafka(False, f"Kafka did not take a record: {error!r}")
+                    else:
+                        retry_seconds = SEND_RETRY_FIRST_SECONDS
+                        continue
+            await asyncio.sleep(retry_seconds)
+            retry_seconds = min(retry_seconds * 2, SEND_RETRY_MAX_SECONDS)
 
     async def flush_before_exit(self) -> None:
-        """Wait up to ``shutdown_flush_seconds`` for ``deliver_forever`` to empty the buffer;
-        count what is left as lost."""
+        """Wait up to ``shutdown_flush_seconds`` for ``deliver_forever`` to deliver everything
+        buffered and in flight; count what is left as lost."""
         timeout = self.settings.shutdown_flush_seconds
         try:
-            await asyncio.wait_for(self.buffer.wait_until_empty(), timeout)
+            async with asyncio.timeout(timeout):
+                await self.buffer.wait_until_empty()
         except TimeoutError:
+            await self._end_session(patience_seconds=0)
             lost = self.buffer.take_all()
             for poll in lost:
-                self._count_loss(poll, "shutdown")
+                self._count_loss(poll.poll_id, poll.waiting_records, "shutdown")
             logger.error(
                 "%s: stopped with %d poll(s) Kafka never acknowledged within %.0f s",
                 self.spec.name,
                 len(lost),
                 timeout,
             )
-        self._update_buffer_gauge()
 
     async def close_producer(self) -> None:
-        """Close the producer, if there is one; the next send starts a fresh one."""
-        if self.producer is None:
-            return
-        producer, self.producer = self.producer, None
-        # stop() flushes, which waits for a broker that may never come back.
-        try:
-            await asyncio.wait_for(producer.stop(), PRODUCER_CLOSE_SECONDS)
-        except TimeoutError:
-            logger.error("%s: Kafka producer did not close in time", self.spec.name)
+        """End the producer session, if there is one; the next send starts a fresh one. Records
+        it holds get ``PRODUCER_CLOSE_SECONDS`` to be acknowledged, then are sent again."""
+        await self._end_session(PRODUCER_CLOSE_SECONDS)
 
     async def disconnect(self) -> None:
         """Close the producer and hold no connection until there is something to deliver."""
         await self.close_producer()
         self.kafka_connected = False
 
-    async def _producer(self) -> AIOKafkaProducer | None:
-        """The started producer, starting it (and creating topics) when the broker answers."""
-        if self.producer is not None:
-            return self.producer
+    async def _next_poll(self) -> PendingPoll:
+        """The poll to hand over next, once there is room in flight for it; meanwhile, end a
+        session that failed once every record it holds has its answer."""
+        while True:
+            session = self.session
+            if session is not None and session.failed and session.unanswered == 0:
+                await self._end_session(PRODUCER_CLOSE_SECONDS)
+                continue
+            poll = self.buffer.next_to_hand_over()
+            if poll is not None and self._may_hand_over(poll, session):
+                return poll
+            await self.buffer.wait_for_change()
+
+    def _may_hand_over(self, poll: PendingPoll, session: ProducerSession | None) -> bool:
+        """Not into a failed session; and a poll not started yet only if there is room."""
+        if session is not None and session.failed:
+            return False
+        return poll.started or self.buffer.polls_in_flight < self.max_polls_in_flight
+
+    async def _watch_answers_forever(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_SECONDS)
+            await self._watch_answers()
+
+    async def _watch_answers(self) -> None:
+        """Report Kafka as away while records go unanswered; replace a producer that stalls
+        although the broker answers (what it holds is sent again, and may be stored twice)."""
+        session = self.session
+        if session is None or session.unanswered == 0:
+            return
+        now = time.monotonic()
+        quiet = now - session.waiting_since
+        if quiet >= ACKNOWLEDGEMENT_PATIENCE_SECONDS:
+            self._note_kafka(
+                False, f"Kafka has not answered for {session.unanswered} record(s) in {quiet:.0f} s"
+            )
+        if quiet < ACKNOWLEDGEMENT_PATIENCE_SECONDS:
+            self._broker_answering_since = None
+            return
+        if now - self._broker_checked_at >= BROKER_CHECK_SECONDS:
+            # The stall clock starts when the broker answers, not when the records began to
+            # wait: after an outage the producer needs a moment to resume, and must get it.
+            self._broker_checked_at = now
+            if not await kafka_answers(self.settings):
+                self._broker_answering_since = None
+            elif self._broker_answering_since is None:
+                self._broker_answering_since = now
+        answering = self._broker_answering_since
+        if answering is None or now - max(answering, session.waiting_since) < STALL_SECONDS:
+            return
+        logger.error(
+            "%s: Kafka answers but has not acknowledged %d record(s) in %.0f s; replacing "
+            "the Kafka producer",
+            self.spec.name,
+            session.unanswered,
+            now - max(answering, session.waiting_since),
+        )
+        self._broker_answering_since = None
+        await self._end_session(patience_seconds=0)
+
+    async def _session(self) -> ProducerSession | None:
+        """The producer session, starting one (and creating topics) when the broker answers."""
+        if self.session is not None:
+            return self.session
         producer = create_producer(self.settings, client_id=self.spec.name)
         try:
             await producer.start()
@@ -119,9 +227,33 @@ class KafkaDelivery:
             await producer.stop()
             self._note_kafka(False, f"Kafka unreachable: {error}")
             return None
-        self.producer = producer
+        self.session = ProducerSession(producer, self.buffer, self._acknowledged)
         self._note_kafka(True)
-        return producer
+        return self.session
+
+    async def _end_session(self, patience_seconds: float) -> None:
+        """Close the session (``ProducerSession.close``) and account for what it handed back."""
+        async with self._session_lock:
+            session, self.session = self.session, None
+            if session is None:
+                return
+            settlement = await session.close(patience_seconds)
+        if settlement.refused:
+            metrics.KAFKA_SEND_FAILURES.labels(self.spec.name).inc(settlement.refused)
+        if settlement.resent:
+            metrics.RECORDS_RESENT.labels(self.spec.name).inc(settlement.resent)
+            logger.warning(
+                "%s: %d record(s) unanswered when the producer was replaced are sent again; "
+                "those Kafka had stored are stored twice (the warehouse keeps one)",
+                self.spec.name,
+                settlement.resent,
+            )
+        for poll_id, superseded in settlement.superseded.items():
+            self._count_loss(poll_id, len(superseded), "superseded")
+
+    def _acknowledged(self, message: OutgoingMessage) -> None:
+        metrics.RECORDS_PRODUCED.labels(self.spec.name, message.topic).inc()
+        self._note_kafka(True)
 
     def _note_kafka(self, connected: bool, problem: str | None = None) -> None:
         if connected != self.kafka_connected:
@@ -136,74 +268,15 @@ class KafkaDelivery:
                 )
         self.kafka_connected = connected
 
-    async def _send(
-        self, producer: AIOKafkaProducer, messages: list[OutgoingMessage]
-    ) -> list[OutgoingMessage]:
-        """Send in order; return the messages Kafka did not acknowledge."""
-        in_flight: list[tuple[OutgoingMessage, asyncio.Future[Any]]] = []
-        not_sent: list[OutgoingMessage] = []
-        for index, message in enumerate(messages):
-            try:
-                future = await producer.send(message.topic, message.value, key=message.key)
-            except KafkaError:
-                # Metadata is unavailable: the broker is gone; keep the rest for later, in order.
-                not_sent = messages[index:]
-                break
-            in_flight.append((message, future))
-        futures = [future for _, future in in_flight]
-        if futures:
-            _, waiting = await asyncio.wait(futures, timeout=ACKNOWLEDGEMENT_PATIENCE_SECONDS)
-            if waiting:
-                # The producer keeps these and delivers them, in order and once, when the broker
-                # is back; say so now rather than when they finally arrive.
-                self._note_kafka(
-                    False,
-                    f"Kafka has not acknowledged {len(waiting)} record(s) for "
-                    f"{ACKNOWLEDGEMENT_PATIENCE_SECONDS:g} s",
-                )
-                _, waiting = await asyncio.wait(
-                    waiting, timeout=DELIVERY_TIMEOUT_SECONDS - ACKNOWLEDGEMENT_PATIENCE_SECONDS
-                )
-            if waiting:
-                # Seen after a broker restart: an idempotent producer that never completes some
-                # sends although the broker is back. Replace it; what it did not deliver is sent
-                # again by the next producer.
-                logger.error(
-                    "%s: %d record(s) unacknowledged for %g s; replacing the Kafka producer",
-                    self.spec.name,
-                    len(waiting),
-                    DELIVERY_TIMEOUT_SECONDS,
-                )
-                await self.close_producer()
-        failed = []
-        for message, future in in_flight:
-            if not future.done() or future.cancelled() or future.exception() is not None:
-                failed.append(message)
-            else:
-                metrics.RECORDS_PRODUCED.labels(self.spec.name, message.topic).inc()
-        failed += not_sent
-        if failed:
-            metrics.KAFKA_SEND_FAILURES.labels(self.spec.name).inc(len(failed))
-            self._note_kafka(False, f"{len(failed)} record(s) not acknowledged by Kafka")
-        else:
-            self._note_kafka(True)
-        return failed
-
-    def _count_loss(self, poll: PendingPoll, reason: LossReason) -> None:
-        lost = len(poll.undelivered)
-        self.dropped_records += lost
-        self.dropped_poll_ids.append(poll.poll_id)
-        metrics.RECORDS_DROPPED.labels(self.spec.name, reason).inc(lost)
+    def _count_loss(self, poll_id: str, records: int, reason: LossReason) -> None:
+        self.dropped_records += records
+        self.dropped_poll_ids.append(poll_id)
+        metrics.RECORDS_DROPPED.labels(self.spec.name, reason).inc(records)
         logger.error(
             "%s: dropped poll %s (%d records): %s",
             self.spec.name,
-            poll.poll_id,
-            lost,
-            "the delivery buffer is full"
-            if reason == "buffer_full"
-            else "shutdown before delivery",
-            extra={"poll_id": poll.poll_id, "dropped_records": lost},
+            poll_id,
+            records,
+            LOSS_DESCRIPTIONS[reason],
+            extra={"poll_id": poll_id, "dropped_records": records},
         )
-
-    def _update_buffer_gauge(self) -> None:
-        metrics.BUFFER_RECORDS.labels(self.spec.name).set(self.buffer.records)

@@ -62,6 +62,12 @@ BUFFER_RECORDS = Gauge(
 )
 KAFKA_SEND_FAILURES = Counter(
     "coinstream_kafka_send_failures_total",
-    "Record sends that failed and were kept for another try.",
+    "Records the Kafka producer could not take or Kafka refused; kept for another try.",
+    ["ingestor"],
+)
+RECORDS_RESENT = Counter(
+    "coinstream_records_resent_total",
+    "Records sent again after their producer was replaced before Kafka answered for them "
+    "(it stalled, or a restart or shutdown could not wait): each may be in Kafka twice.",
     ["ingestor"],
 )

@@ -34,26 +34,21 @@ from tenacity import (
     wait_exponential,
 )
 
-from services.stream_worker import metrics
+from services.stream_worker import batch_phases, metrics
+from services.stream_worker.arrow_batch import split_batch
 from services.stream_worker.checkpoint import Checkpoint
 from services.stream_worker.data_loss import LostRange, lost_ranges, with_lost_ranges
 from services.stream_worker.faults import FaultPoint, kill_worker
 from services.stream_worker.jars import worker_jars
 from services.stream_worker.kafka_source import kafka_source_options
 from services.stream_worker.offsets import OffsetCommitter, next_offsets
-from services.stream_worker.sink import WarehouseSink, drop_stale_staging_tables
+from services.stream_worker.sink import drop_stale_staging_tables
+from services.stream_worker.sinks import BatchSink, create_sink
 from services.stream_worker.spark import build_spark_session
-from services.stream_worker.transforms import (
-    parse_envelopes,
-    quarantine_rows,
-    rows_for_topic,
-    table_rows,
-    unparseable_rows,
-    valid_rows,
-)
+from services.stream_worker.transforms import BatchRows
 from shared.control_state import Desired, DesiredStateThread, restart_requested
 from shared.kafka import ensure_topics, pipeline_topics
-from shared.schemas import ASSET_HISTORY, ASSETS, EXCHANGES, QUARANTINE
+from shared.schemas import ASSET_HISTORY, ASSETS, EXCHANGES, QUARANTINE, RECORD_TABLES, TableSchema
 from shared.settings import Settings
 from shared.warehouse import (
     WarehouseIncompatible,
@@ -124,49 +119,56 @@ class StreamWorker:
         self._stopping = threading.Event()
         self._spark: SparkSession | None = None
         self._query: StreamingQuery | None = None
-        self._sink: WarehouseSink | None = None
+        self._sink: BatchSink | None = None
         self._committer: OffsetCommitter | None = None
         self._checkpoint: Checkpoint | None = None
         self._run_id = "unstarted"
         """A fresh id each time the query starts; staging tables carry it (see ``sink``)."""
         self._failures_in_a_row = 0
+        self._batch_rows: BatchRows | None = None
+        """Made at the first batch, when Spark's JVM is up, and kept (see ``BatchRows``)."""
 
     # --- the micro-batch -----------------------------------------------------------------------
 
     def process_batch(self, batch: DataFrame, batch_id: int) -> None:
-        """Transform one micro-batch, write it exactly once, then commit its offsets."""
+        """Transform one micro-batch, write it exactly once, then commit its offsets.
+
+        The batch is read, typed and collected in one Spark job (``transforms.BatchRows``)
+        and split into tables in Arrow (``arrow_batch``); each phase is timed
+        (``batch_phases``) into the batch's log line and the phase histogram.
+        """
         assert self._sink is not None and self._committer is not None
         started = time.monotonic()
         self.status.batch_in_progress = batch_id
-        batch = batch.persist()
-        parsed = parse_envelopes(batch).persist()
         try:
-            coordinates = batch.select("topic", "partition", "offset").toArrow()
-            lost = self._lost_ranges(batch_id, coordinates)
-            written: dict[str, int] = {}
-            quarantined = unparseable_rows(parsed)
-            for table, topic in (
-                (ASSETS, self.settings.topic_assets),
-                (EXCHANGES, self.settings.topic_exchanges),
-                (ASSET_HISTORY, self.settings.topic_history),
-            ):
-                rows = table_rows(rows_for_topic(parsed, topic), table)
-                written[table.table] = self._sink.write(
-                    table, valid_rows(rows, table).toArrow(), self._run_id, batch_id
+            with batch_phases.recording() as phases:
+                with batch_phases.phase("spark.define"):
+                    if self._batch_rows is None:
+                        self._batch_rows = BatchRows(self._record_tables())
+                    rows = self._batch_rows.of_messages(batch)
+                collected = batch_phases.collect_arrow(rows, "batch")
+                with batch_phases.phase("arrow.split"):
+                    split = split_batch(collected, list(RECORD_TABLES))
+                lost = self._lost_ranges(batch_id, split.coordinates)
+                written: dict[str, int] = {}
+                for table in RECORD_TABLES:
+                    written[table.table] = self._sink.write(
+                        table, split.rows[table.table], self._run_id, batch_id
+                    )
+                written[QUARANTINE.table] = self._sink.write(
+                    QUARANTINE, with_lost_ranges(split.quarantine, lost), self._run_id, batch_id
                 )
-                quarantined = quarantined.unionByName(quarantine_rows(rows))
-            written[QUARANTINE.table] = self._sink.write(
-                QUARANTINE, with_lost_ranges(quarantined.toArrow(), lost), self._run_id, batch_id
-            )
-            self._fault_point("after-merge", written)
-            self._committer.commit(next_offsets(coordinates))
-            self._fault_point("after-commit", written)
+                self._fault_point("after-merge", written)
+                with batch_phases.phase("offset_commit"):
+                    self._committer.commit(next_offsets(split.coordinates))
+                self._fault_point("after-commit", written)
         finally:
-            parsed.unpersist()
-            batch.unpersist()
             self.status.batch_in_progress = None
 
         self._failures_in_a_row = 0
+        spark_trigger = batch_phases.previous_trigger(
+            self._query.lastProgress if self._query is not None else None, batch_id
+        )
         for gap in lost:
             metrics.OFFSETS_LOST.labels(gap.topic).inc(gap.count)
             logger.warning(
@@ -178,6 +180,7 @@ class StreamWorker:
             )
         elapsed = time.monotonic() - started
         metrics.BATCH_DURATION.observe(elapsed)
+        phases.observe()
         for table_name, count in written.items():
             if table_name == QUARANTINE.table:
                 metrics.ROWS_QUARANTINED.inc(count)
@@ -193,13 +196,29 @@ class StreamWorker:
             batch_id,
             ", ".join(f"{count} {name}" for name, count in written.items()),
             elapsed,
-            extra={"batch_id": batch_id, "rows": written, "seconds": round(elapsed, 3)},
+            extra={
+                "batch_id": batch_id,
+                "rows": written,
+                "seconds": round(elapsed, 3),
+                "phases": phases.rounded(),
+                "previous_trigger_ms": spark_trigger,
+            },
         )
+
+    def _record_tables(self) -> list[tuple[TableSchema, str]]:
+        """Each record table, with the topic its rows come from."""
+        topics = {
+            ASSETS.table: self.settings.topic_assets,
+            EXCHANGES.table: self.settings.topic_exchanges,
+            ASSET_HISTORY.table: self.settings.topic_history,
+        }
+        return [(table, topics[table.table]) for table in RECORD_TABLES]
 
     def _lost_ranges(self, batch_id: int, coordinates: pa.Table) -> list[LostRange]:
         """Offsets Spark planned into this batch that Kafka had deleted (see ``data_loss``)."""
         assert self._checkpoint is not None
-        planned = self._checkpoint.planned_offsets(batch_id)
+        with batch_phases.phase("checkpoint.planned_offsets"):
+            planned = self._checkpoint.planned_offsets(batch_id)
         if planned is None:
             return []
         start, end = planned
@@ -260,11 +279,11 @@ class StreamWorker:
                 self.settings.spark_master_url,
             )
         client = self._prepare_dependencies()
-        self._sink = WarehouseSink(self.settings, client)
         self._committer = OffsetCommitter(self.settings)
         drop_stale_staging_tables(client, self.settings)
         spark = build_spark_session(self.settings, QUERY_NAME, worker_jars(self.settings))
         self._checkpoint = Checkpoint(spark, self.settings.checkpoint_location)
+        self._sink = create_sink(self.settings, client, self._checkpoint)
         return spark
 
     def _start_query(self, spark: SparkSession) -> StreamingQuery:

@@ -4,7 +4,9 @@ CoinCap sends numbers as decimal strings, sometimes as plain numbers, and leaves
 all of that is accepted. A key that is missing or empty, or a "number" that is not one, makes a
 record invalid; every other field may be missing or null. "Is a number" means exactly what the
 stream worker's casts store: a finite FLOAT64 ("1e400", "NaN" are not), a 64-bit integer
-written with digits only ("1e3", "1.0" are not), so ingest and warehouse never disagree. The
+written with digits only ("1e3", "1.0" are not), so ingest and warehouse never disagree. A
+number below its column's ``minimum`` (``shared.schemas``: a negative supply or price, rank 0)
+is absurd and makes the record invalid too, as the worker quarantines it. The
 ingestors publish the raw record either way (valid ones to the data topic, invalid ones to the
 dead-letter topic with the reason from ``validation_error``), so nothing here changes what is
 published; the models exist to decide, and to give the reason.
@@ -19,6 +21,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, PlainValidator, StringConstraints, ValidationError
 from pydantic_core import ErrorDetails, PydanticCustomError
+
+from shared.schemas import ASSETS, EXCHANGES, TableSchema
 
 RecordKind = Literal["assets", "exchanges"]
 
@@ -160,19 +164,39 @@ RECORD_MODELS: dict[RecordKind, type[AssetRecord] | type[ExchangeRecord]] = {
 }
 
 
+def _minimums(table: TableSchema) -> dict[str, int]:
+    return {
+        column.source_field: column.minimum
+        for column in table.columns
+        if column.source_field is not None and column.minimum is not None
+    }
+
+
+MINIMUMS: dict[RecordKind, dict[str, int]] = {
+    "assets": _minimums(ASSETS),
+    "exchanges": _minimums(EXCHANGES),
+}
+"""Per record kind, each CoinCap field's smallest meaningful value, from the table schemas."""
+
+
 def validation_error(kind: RecordKind, raw: object) -> str | None:
     """None when ``raw`` is a valid ``kind`` record, else a short reason for the dead-letter topic.
 
-    Reasons look like ``missing required field 'id'`` or ``priceUsd: not a number: 'abc'``;
-    several problems are joined with ``"; "``.
+    Reasons look like ``missing required field 'id'``, ``priceUsd: not a number: 'abc'`` or
+    ``rank: '0' is below the minimum 1``; several problems are joined with ``"; "``.
     """
     if not isinstance(raw, dict):
         return f"record is not a JSON object: got {type(raw).__name__}"
     try:
-        RECORD_MODELS[kind].model_validate(raw)
+        record = RECORD_MODELS[kind].model_validate(raw)
     except ValidationError as error:
         return "; ".join(_describe(detail) for detail in error.errors())
-    return None
+    below = [
+        f"{field}: {_shorten(repr(raw[field]))} is below the minimum {minimum}"
+        for field, minimum in MINIMUMS[kind].items()
+        if (value := getattr(record, field)) is not None and value < minimum
+    ]
+    return "; ".join(below) or None
 
 
 def _describe(detail: ErrorDetails) -> str:

@@ -30,7 +30,7 @@ def table_id(settings: Settings, schema: TableSchema) -> str:
 
 def table_definition(settings: Settings, schema: TableSchema) -> bigquery.Table:
     """A table partitioned by day on ``processing_timestamp`` and clustered on its key."""
-    table = bigquery.Table(table_id(settings, schema), schema=schema.bigquery_schema())
+    table = bigquery.Table(table_id(settings, schema), schema=schema.stored_bigquery_schema())
     table.description = schema.description
     expiration_ms = (
         settings.table_partition_expiration_days * 24 * 3600 * 1000

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from services.coincap_simulator.faults import ABSURD_VALUES
 from tests.chaos.pipeline import ChaosPipeline
 from tests.conftest import wait_for
 
@@ -21,20 +22,33 @@ STORM: list[dict[str, Any]] = [
     {"mode": "slow", "seconds": 7, "count": 1},
     {"mode": "malformed_json", "count": 1},
     {"mode": "missing_id", "count": 2},
+    # A negative supply, rank 0, prices of "1e400" and "NaN", ... on one page of each listing.
+    {"mode": "absurd_values", "count": 1, "endpoint": "assets"},
+    {"mode": "absurd_values", "count": 1, "endpoint": "exchanges"},
+    # 10 MB, past the ingestors' COINSTREAM_COINCAP_MAX_RESPONSE_BYTES (8 MiB): refused.
+    {"mode": "oversized_body", "count": 1, "size_bytes": 10_000_000},
 ]
-"""One CoinCap fault storm: 429 bursts, 5xx, a timeout, malformed JSON, records without ids.
-The knobs queue, so both ingestors take turns suffering them."""
+"""One CoinCap fault storm: 429 bursts, 5xx, a timeout, malformed JSON, records without ids,
+absurd values and a 10 MB body. The knobs queue, so both ingestors take turns suffering them."""
+
+STORM_RECORDS_WITHOUT_ID = 2
+STORM_ABSURD_RECORDS = sum(len(values) for values in ABSURD_VALUES.values())
+STORM_OVERSIZED_BODIES = 1
 
 
-def kill_worker_at_random_points(pipeline: ChaosPipeline, kills: int, rng: random.Random) -> None:
-    """SIGKILL the worker and start it again, ``kills`` times; then wait until it runs.
+def kill_worker_at_random_points(
+    pipeline: ChaosPipeline, kills: int, rng: random.Random, wait_running: bool = True
+) -> None:
+    """SIGKILL the worker and start it again, ``kills`` times; then (with ``wait_running``)
+    wait until it runs.
 
-    Every other kill comes 2 to 40 s after the process started (while Spark starts, while the
-    query plans its first batch), the rest 0 to 15 s after its query runs (mid-batch, between
-    batches, in the commit), whatever the machine's speed makes of the first window.
+    Kills alternate: the first, third, ... come 0 to 15 s after the query runs (mid-batch,
+    between batches, in the commit), the others 2 to 40 s after the process was started again
+    (while Spark starts, while the query plans its first batch), whatever the machine's speed
+    makes of that window. So each pair waits for Spark to start once, not twice.
     """
     for kill in range(kills):
-        if kill % 2:
+        if kill % 2 == 0:
             pipeline.wait_worker_running()
             deadline = time.monotonic() + rng.uniform(0, 15)
         else:
@@ -45,7 +59,8 @@ def kill_worker_at_random_points(pipeline: ChaosPipeline, kills: int, rng: rando
             time.sleep(0.2)
         pipeline.kill_worker()
         pipeline.restart_worker_without_waiting()
-    pipeline.wait_worker_running()
+    if wait_running:
+        pipeline.wait_worker_running()
 
 
 def kill_worker_at_fault_point(pipeline: ChaosPipeline, point: str) -> None:

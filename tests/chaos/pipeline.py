@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import (
     TEST_ENVIRONMENT,
@@ -107,13 +108,16 @@ class ChaosPipeline:
     # --- start and stop --------------------------------------------------------------------
 
     def start(self) -> None:
+        """Every process at once (Spark's start, the longest, overlaps the others'); then wait
+        until each answers and the worker's query runs."""
         self.simulator.start()
-        wait_until_answering(self.simulator, f"{self.simulator_url}/healthz")
         for name in SERVICES:
             self.start_service(name, wait=False)
+        self.worker.process.start()
+        wait_until_answering(self.simulator, f"{self.simulator_url}/healthz")
         for name in SERVICES:
             wait_until_answering(self.services[name], self.health_url(name))
-        self.worker.start(timeout=300)
+        self.wait_worker_running()
 
     def start_service(self, name: str, wait: bool = True) -> None:
         module, arguments = SERVICES[name]
@@ -163,6 +167,16 @@ class ChaosPipeline:
         except (httpx.HTTPError, ValueError):
             return {}
         return body
+
+    def metric(self, name: str, sample: str, **labels: str) -> float:
+        """The sum of ``name``'s ``/metrics`` samples called ``sample`` with ``labels``."""
+        text = httpx.get(f"http://127.0.0.1:{PORTS[name]}/metrics", timeout=10).text
+        return sum(
+            each.value
+            for family in text_string_to_metric_families(text)
+            for each in family.samples
+            if each.name == sample and labels.items() <= each.labels.items()
+        )
 
     def pids(self) -> dict[str, int]:
         return {

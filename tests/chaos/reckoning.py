@@ -2,11 +2,13 @@
 
 A record is (id, the answer's timestamp): what the worker's MERGE keys on. Every record the
 simulator served in a 200 answer is owed to the warehouse exactly once, unless something
-accounts for it: a record without an id goes to the dead-letter topic, a row the worker could
-not read goes to the quarantine table, a record an ingestor had to drop is counted in its
-``dropped_records``. A page answered late (after a ``slow`` knob) may have been given up on by
-its client, so its records are not owed, but may be there (once). Per key, rows must have been
-written in source-timestamp order.
+accounts for it: a record without an id, or with an absurd value (the simulator's log names
+those), goes to the dead-letter topic with the reason, a row the worker could not read goes to
+the quarantine table, a record an ingestor had to drop is counted in its ``dropped_records``.
+A body too large to read is refused, with no record served, and counted by the ingestors
+(``coinstream_coincap_requests_total{status="too_large"}``). A page answered late (after a
+``slow`` knob) may have been given up on by its client, so its records are not owed, but may be
+there (once). Per key, rows must have been written in source-timestamp order.
 """
 
 from __future__ import annotations
@@ -38,9 +40,12 @@ class Reckoning:
     unexpected: int
     out_of_order_keys: int
     served_without_id: int
+    served_absurd: int
     dead_lettered: int
+    dead_letters_without_reason: int
     quarantined: int
     counted_as_lost: int
+    refused_too_large: int
 
     def as_dict(self) -> dict[str, int]:
         return dict(vars(self))
@@ -51,8 +56,10 @@ class Reckoning:
         assert self.duplicated == 0, self.as_dict()
         assert self.unexpected == 0, self.as_dict()
         assert self.out_of_order_keys == 0, self.as_dict()
-        # Each record served without an id is a dead letter (nothing else dead-letters here).
-        assert self.dead_lettered == self.served_without_id, self.as_dict()
+        # Each record served without an id or with an absurd value is a dead letter (nothing
+        # else dead-letters here), and each says why.
+        assert self.dead_lettered == self.served_without_id + self.served_absurd, self.as_dict()
+        assert self.dead_letters_without_reason == 0, self.as_dict()
 
 
 def served_pages(simulator_url: str) -> list[dict[str, Any]]:
@@ -67,11 +74,15 @@ def reckon(pipeline: ChaosPipeline) -> Reckoning:
     owed: set[tuple[str, str, int]] = set()
     late: set[tuple[str, str, int]] = set()
     without_id = 0
+    absurd = 0
     for page in served_pages(pipeline.simulator_url):
+        absurd += len(page["absurd"])
         for record_id in page["ids"]:
             if record_id is None:
                 without_id += 1
                 continue
+            if record_id in page["absurd"]:
+                continue  # owed to the dead-letter topic; in the tables it is "unexpected"
             record = (page["endpoint"], record_id, page["timestamp"])
             (late if page["delayed"] else owed).add(record)
     found: Counter[tuple[str, str, int]] = Counter()
@@ -93,9 +104,11 @@ def reckon(pipeline: ChaosPipeline) -> Reckoning:
     dead = asyncio.run(
         read_topic(pipeline.settings.kafka_bootstrap_servers, pipeline.settings.topic_deadletter)
     )
-    dropped = sum(
-        int(pipeline.health(name).get("dropped_records", 0))
-        for name in ("asset-ingestor", "exchange-ingestor")
+    ingestors = ("asset-ingestor", "exchange-ingestor")
+    dropped = sum(int(pipeline.health(name).get("dropped_records", 0)) for name in ingestors)
+    too_large = sum(
+        pipeline.metric(name, "coinstream_coincap_requests_total", status="too_large")
+        for name in ingestors
     )
     return Reckoning(
         expected=len(owed),
@@ -105,9 +118,14 @@ def reckon(pipeline: ChaosPipeline) -> Reckoning:
         unexpected=len(set(found) - owed - late),
         out_of_order_keys=out_of_order,
         served_without_id=without_id,
+        served_absurd=absurd,
         dead_lettered=len(dead),
+        dead_letters_without_reason=sum(
+            1 for message in dead if not json.loads(message.value or b"{}").get("reason")
+        ),
         quarantined=int(quarantined),
         counted_as_lost=dropped,
+        refused_too_large=int(too_large),
     )
 
 

@@ -32,6 +32,7 @@ async def test_the_served_log_lists_each_page_with_its_ids_and_timestamp() -> No
         "timestamp": page["timestamp"],
         "ids": [None, *(record["id"] for record in page["data"][1:])],
         "delayed": False,
+        "absurd": [],
     }
     assert second["endpoint"] == "exchanges" and second["delayed"] is True
     assert len(second["ids"]) == 2 and None not in second["ids"]

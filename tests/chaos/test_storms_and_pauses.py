@@ -6,7 +6,12 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.chaos.faults import fault_storm
+from tests.chaos.faults import (
+    STORM_ABSURD_RECORDS,
+    STORM_OVERSIZED_BODIES,
+    STORM_RECORDS_WITHOUT_ID,
+    fault_storm,
+)
 from tests.chaos.pipeline import ChaosPipeline
 from tests.chaos.reckoning import reckon, report
 from tests.integration.control_support import topic_end_total
@@ -26,7 +31,9 @@ def test_repeated_coincap_fault_storms(pipeline: ChaosPipeline) -> None:
     pipeline.settle()
     reckoning = reckon(pipeline)
     report("CoinCap fault storms", reckoning, storms=STORMS, knobs=knobs)
-    assert reckoning.served_without_id == 2 * STORMS
+    assert reckoning.served_without_id == STORM_RECORDS_WITHOUT_ID * STORMS
+    assert reckoning.served_absurd == STORM_ABSURD_RECORDS * STORMS
+    assert reckoning.refused_too_large == STORM_OVERSIZED_BODIES * STORMS
     reckoning.assert_exactly_once()
 
 

@@ -12,10 +12,17 @@ from tests.chaos.faults import kill_worker_at_fault_point, kill_worker_at_random
 from tests.chaos.pipeline import ChaosPipeline
 from tests.chaos.reckoning import reckon, report
 
-pytestmark = pytest.mark.chaos
-
 RANDOM_KILLS = int(os.environ.get("COINSTREAM_CHAOS_WORKER_KILLS", "20"))
 FAULT_POINTS = ("after-merge", "after-commit")
+
+SECONDS_PER_KILL = 180
+"""A kill, the Spark start after it and the batches it replays, on a heavily loaded machine
+(a start alone took up to three minutes at a load average of 20)."""
+TIMEOUT_SECONDS = 600 + SECONDS_PER_KILL * (RANDOM_KILLS + 2 * len(FAULT_POINTS))
+"""The pipeline's start and the settling, plus each kill (a fault point kills twice: the
+restart with the fault point, and the one without it)."""
+
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(TIMEOUT_SECONDS)]
 
 
 def test_random_kills_and_each_fault_point(pipeline: ChaosPipeline) -> None:

@@ -10,13 +10,8 @@ from typing import Any
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
-from services.stream_worker.transforms import (
-    parse_envelopes,
-    quarantine_rows,
-    rows_for_topic,
-    table_rows,
-    valid_rows,
-)
+from services.stream_worker.arrow_batch import quarantine_rows, valid_rows
+from services.stream_worker.transforms import parse_envelopes, rows_for_topic, table_rows
 from shared.schemas import ASSET_HISTORY
 
 pytestmark = pytest.mark.integration
@@ -60,11 +55,12 @@ def test_history_points_become_typed_rows_once_per_id_interval_and_time(
 ) -> None:
     other_interval = {**POINT, "interval": "d1"}
     parsed = parse_envelopes(messages(spark, [POINT, POINT, other_interval]))
-    rows = valid_rows(table_rows(rows_for_topic(parsed, "h"), ASSET_HISTORY), ASSET_HISTORY)
-    result = sorted(rows.collect(), key=lambda row: row["interval"])
+    typed = table_rows(rows_for_topic(parsed, "h"), ASSET_HISTORY).toArrow()
+    rows = valid_rows(typed, ASSET_HISTORY)
+    result = sorted(rows.to_pylist(), key=lambda row: row["interval"])
     assert [row["interval"] for row in result] == ["d1", "h1"]
     hourly = result[1]
-    assert list(hourly.asDict()) == ASSET_HISTORY.column_names
+    assert list(hourly) == ASSET_HISTORY.column_names
     assert hourly["id"] == "bitcoin"
     assert hourly["time"].timestamp() == POINT_MS / 1000
     assert hourly["source_timestamp"] == hourly["time"]
@@ -77,9 +73,9 @@ def test_a_point_without_its_time_or_interval_is_quarantined(spark: SparkSession
     no_interval = {**POINT, "interval": ""}
     bad_price = {**POINT, "priceUsd": "n/a"}
     parsed = parse_envelopes(messages(spark, [no_time, no_interval, bad_price]))
-    rows = table_rows(rows_for_topic(parsed, "h"), ASSET_HISTORY)
-    assert valid_rows(rows, ASSET_HISTORY).count() == 0
-    reasons = {row["offset"]: row["reason"] for row in quarantine_rows(rows).collect()}
+    rows = table_rows(rows_for_topic(parsed, "h"), ASSET_HISTORY).toArrow()
+    assert valid_rows(rows, ASSET_HISTORY).num_rows == 0
+    reasons = {row["offset"]: row["reason"] for row in quarantine_rows(rows).to_pylist()}
     assert reasons == {
         0: "missing required field 'time'",
         1: "missing required field 'interval'",

@@ -66,7 +66,7 @@ class Harness:
     async def messages(self, topic: str, expected: int | None = None) -> list[dict[str, Any]]:
         records = await read_topic(self.settings.kafka_bootstrap_servers, topic, expected)
         if expected is not None:
-            # Reading stops at the Nth message; the end offsets show a copy after it.
+            # read_topic reads to the end offsets: a copy after the Nth message is in records.
             on_broker = await asyncio.to_thread(topic_end_total, self.settings, topic)
             assert on_broker == len(records), f"{topic}: {on_broker} on the broker, read {expected}"
         return [
@@ -214,3 +214,19 @@ async def test_a_failed_poll_says_why_and_produces_nothing(
     assert status.polls_failed == 1
     assert error_words in (status.last_error or "")
     assert harness.ingestor.delivery.buffer.polls == 0
+
+
+async def test_run_returns_after_stop_while_the_sender_waits_on_an_empty_buffer(
+    harness: Harness,
+) -> None:
+    run = asyncio.create_task(harness.ingestor.run())
+    delivery = harness.ingestor.delivery
+    async with asyncio.timeout(60):
+        while harness.ingestor.polls_succeeded == 0 or delivery.buffer.polls:
+            await delivery.buffer.wait_for_change(0.1)
+    await asyncio.sleep(0.5)  # the sender is back to waiting on the empty buffer
+
+    await harness.ingestor.stop()
+    async with asyncio.timeout(60):
+        await run
+    assert delivery.dropped_records == 0

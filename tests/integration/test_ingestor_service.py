@@ -125,7 +125,7 @@ def test_polls_continue_through_a_broker_outage_and_arrive_once_in_order(
             expected=len(poll_ids) * records_per_poll,
         )
     )
-    # Reading stopped at the expected count; the end offsets show a copy after it.
+    # read_topic reads to the end offsets: a copy after the expected count is among messages.
     assert topic_end_total(local_stack.settings, topic) == len(messages)
     check_every_poll_arrived_once_in_order(messages, poll_ids, records_per_poll)
 
@@ -152,7 +152,7 @@ def test_sigterm_mid_poll_finishes_the_poll_and_delivers_it(
             expected=len(poll_ids) * records_per_poll,
         )
     )
-    # Reading stopped at the expected count; the end offsets show a copy after it.
+    # read_topic reads to the end offsets: a copy after the expected count is among messages.
     assert topic_end_total(local_stack.settings, topic) == len(messages)
     check_every_poll_arrived_once_in_order(messages, poll_ids, records_per_poll)
 

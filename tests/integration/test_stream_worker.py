@@ -40,12 +40,14 @@ from tests.conftest import (
     offset_port,
     wait_for,
 )
+from tests.sink_support import SINKS
 from tests.stream_worker_process import StreamWorkerProcess
 
 pytestmark = pytest.mark.integration
 
 WORKER_PORT = offset_port(18103)
 SECOND_WORKER_PORT = offset_port(18104)
+STORAGE_WRITE_WORKER_PORT = offset_port(18106)
 """For the tests that start a worker of their own while the module's one runs."""
 CLOUD_STORAGE_PORT = offset_port(18443)
 TINY_PRICE = "0.000000000012345678"
@@ -134,17 +136,38 @@ def worker(local_stack: LocalStack) -> Iterator[Worker]:
     test_worker.process.stop()
 
 
-def test_records_become_typed_renamed_rows_exactly_once(worker: Worker) -> None:
+@pytest.fixture(params=SINKS)
+def sink_worker(request: pytest.FixtureRequest, local_stack: LocalStack) -> Iterator[Worker]:
+    """The exactly-once tests run with each sink: the module's worker for the MERGE sink, a
+    worker of its own for the Storage Write API sink."""
+    if request.param == "merge":
+        yield request.getfixturevalue("worker")
+        return
+    own = Worker(
+        local_stack, {"COINSTREAM_STREAM_SINK": "storage-write"}, port=STORAGE_WRITE_WORKER_PORT
+    )
+    own.start()
+    yield own
+    own.process.stop()
+
+
+def test_records_become_typed_renamed_rows_exactly_once(sink_worker: Worker) -> None:
+    worker = sink_worker
     records = [asset(number) for number in range(50)]
     records[0] = asset(0, price=TINY_PRICE)
     messages = worker.asset_messages(records)
     worker.produce(messages)
     wait_for(lambda: worker.count("assets") >= 50, "50 asset rows", 90)
 
-    # The same poll published again (an ingestor retry, a replay) adds nothing.
+    # The same poll published again (an ingestor retry, a replay) adds nothing: the MERGE sink
+    # stores it once; the append sink stores the copy and every view reads one row per record.
     worker.produce(messages)
     wait_for(lambda: caught_up(worker), "the worker to process the copies", 60)
-    assert worker.count("assets") == 50
+    if worker.settings.stream_sink == "merge":
+        assert worker.count("assets") == 50
+    else:
+        assert worker.count("assets") == 100
+        assert worker.count("assets_latest") == 50
 
     row = worker.query("SELECT * FROM `{d}.assets` WHERE id = 'coin-0'")[0]
     assert row["price_usd"] == pytest.approx(1.2345678e-11, rel=1e-15)
@@ -191,7 +214,17 @@ def test_processed_offsets_are_committed_to_the_consumer_group(worker: Worker) -
     wait_for(lambda: caught_up(worker), "committed offsets to reach the log end", 60)
 
 
-def test_sigkill_mid_batch_and_restart_leaves_each_record_once(worker: Worker) -> None:
+def test_each_batch_reports_where_its_time_went(worker: Worker) -> None:
+    """The per-batch profile, from any running worker: phases in /metrics and the log line."""
+    metrics = httpx.get(f"http://127.0.0.1:{worker.port}/metrics", timeout=5).text
+    for phase in ("spark.collect.batch", "assets.merge", "offset_commit"):
+        assert f'coinstream_stream_batch_phase_seconds_count{{phase="{phase}"}}' in metrics
+    batch_lines = [line for line in worker.process.log_text().splitlines() if '"phases"' in line]
+    assert batch_lines and '"assets.merge"' in "".join(batch_lines)
+
+
+def test_sigkill_mid_batch_and_restart_leaves_each_record_once(sink_worker: Worker) -> None:
+    worker = sink_worker
     rows_before = worker.count("assets")
     polls = [worker.asset_messages([asset(n) for n in range(200)]) for _ in range(40)]
     worker.produce([message for poll in polls for message in poll])  # 8,000 records

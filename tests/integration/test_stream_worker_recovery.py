@@ -20,6 +20,7 @@ from shared.settings import Settings
 from tests.conftest import LocalStack, offset_port, wait_for
 from tests.integration.control_support import broker_offsets
 from tests.integration.test_stream_worker import Worker, asset
+from tests.sink_support import SINKS
 
 pytestmark = pytest.mark.integration
 
@@ -173,11 +174,16 @@ def uncommitted_batches(checkpoint: Path) -> set[str]:
     return planned - committed
 
 
+@pytest.mark.parametrize("sink", SINKS)
 @pytest.mark.parametrize("point", ["after-merge", "after-commit"])
 def test_a_kill_at_a_fault_point_leaves_each_record_once(
-    local_stack: LocalStack, point: str
+    local_stack: LocalStack, point: str, sink: str
 ) -> None:
-    worker = Worker(local_stack, {"COINSTREAM_WORKER_FAULT_POINT": point}, port=PORT)
+    worker = Worker(
+        local_stack,
+        {"COINSTREAM_WORKER_FAULT_POINT": point, "COINSTREAM_STREAM_SINK": sink},
+        port=PORT,
+    )
     topic = worker.settings.topic_assets
     worker.produce(worker.asset_messages([asset(number) for number in range(100)]))
     worker.process.start()

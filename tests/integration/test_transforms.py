@@ -10,14 +10,19 @@ from typing import Any
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
-from services.stream_worker.transforms import (
-    parse_envelopes,
+from services.stream_worker.arrow_batch import (
     quarantine_rows,
+    split_batch,
+    table_rows_of,
+    unparseable_rows,
+    valid_rows,
+)
+from services.stream_worker.transforms import (
+    BatchRows,
+    parse_envelopes,
     rows_for_topic,
     table_rows,
     to_table_rows,
-    unparseable_rows,
-    valid_rows,
     with_supply_ratio,
 )
 from shared.schemas import ASSETS, EXCHANGES, QUARANTINE
@@ -81,7 +86,7 @@ def test_assets_are_renamed_typed_and_keep_tiny_prices(spark: SparkSession) -> N
         kafka_messages(spark, [("a", envelope(BITCOIN)), ("a", envelope(tiny))])
     )
     rows = with_supply_ratio(to_table_rows(rows_for_topic(parsed, "a"), ASSETS))
-    result = {row["id"]: row for row in valid_rows(rows, ASSETS).collect()}
+    result = {row["id"]: row for row in valid_rows(rows.toArrow(), ASSETS).to_pylist()}
 
     bitcoin = result["bitcoin"]
     assert bitcoin["rank"] == 1
@@ -97,12 +102,13 @@ def test_assets_are_renamed_typed_and_keep_tiny_prices(spark: SparkSession) -> N
     assert bitcoin["processing_timestamp"] is not None
     assert result["tinycoin"]["price_usd"] == pytest.approx(1.2345678e-11, rel=1e-15)
     assert result["tinycoin"]["supply_ratio"] is None
-    assert list(result["bitcoin"].asDict()) == ASSETS.column_names
+    assert list(result["bitcoin"]) == ASSETS.column_names
 
 
 def test_exchanges_cast_ints_booleans_and_epoch_millis(spark: SparkSession) -> None:
     parsed = parse_envelopes(kafka_messages(spark, [("e", envelope(KRAKEN))]))
-    rows = valid_rows(to_table_rows(rows_for_topic(parsed, "e"), EXCHANGES), EXCHANGES).collect()
+    typed = to_table_rows(rows_for_topic(parsed, "e"), EXCHANGES).toArrow()
+    rows = valid_rows(typed, EXCHANGES).to_pylist()
     assert len(rows) == 1
     kraken = rows[0]
     assert kraken["exchange_id"] == "kraken"
@@ -121,13 +127,13 @@ def test_values_that_will_not_cast_and_missing_keys_are_quarantined(spark: Spark
             spark, [("a", envelope(bad_price)), ("a", envelope(no_id)), ("a", envelope(BITCOIN))]
         )
     )
-    rows = table_rows(rows_for_topic(parsed, "a"), ASSETS)
-    assert [row["id"] for row in valid_rows(rows, ASSETS).collect()] == ["bitcoin"]
-    quarantined = {row["offset"]: row for row in quarantine_rows(rows).collect()}
+    rows = table_rows(rows_for_topic(parsed, "a"), ASSETS).toArrow()
+    assert [row["id"] for row in valid_rows(rows, ASSETS).to_pylist()] == ["bitcoin"]
+    quarantined = {row["offset"]: row for row in quarantine_rows(rows).to_pylist()}
     assert quarantined[0]["reason"] == "priceUsd: 'abc' is not a valid FLOAT64"
     assert quarantined[1]["reason"] == "missing required field 'id'"
     assert quarantined[0]["raw_value"] is not None
-    assert list(quarantined[0].asDict()) == QUARANTINE.column_names
+    assert list(quarantined[0]) == QUARANTINE.column_names
 
 
 def test_unparseable_messages_get_a_reason(spark: SparkSession) -> None:
@@ -142,7 +148,8 @@ def test_unparseable_messages_get_a_reason(spark: SparkSession) -> None:
             ],
         )
     )
-    reasons = {row["offset"]: row["reason"] for row in unparseable_rows(parsed).collect()}
+    collected = BatchRows([(ASSETS, "a")]).of_parsed(parsed).toArrow()
+    reasons = {row["offset"]: row["reason"] for row in unparseable_rows(collected).to_pylist()}
     assert reasons == {
         0: "value is not valid JSON",
         1: "envelope has no 'record' object",
@@ -162,5 +169,56 @@ def test_the_same_record_twice_in_a_batch_becomes_one_row(spark: SparkSession) -
             ],
         )
     )
-    rows = valid_rows(table_rows(rows_for_topic(parsed, "a"), ASSETS), ASSETS)
-    assert rows.count() == 2
+    rows = valid_rows(table_rows(rows_for_topic(parsed, "a"), ASSETS).toArrow(), ASSETS)
+    assert rows.num_rows == 2
+
+
+def test_one_collect_splits_into_each_tables_rows_and_the_quarantine(spark: SparkSession) -> None:
+    """The worker's path: every message read, typed and collected once, split in Arrow."""
+    bad_price = {**BITCOIN, "id": "badprice", "priceUsd": "abc"}
+    parsed = parse_envelopes(
+        kafka_messages(
+            spark,
+            [
+                ("a", envelope(BITCOIN)),
+                ("e", envelope(KRAKEN)),
+                ("a", b"{not json"),
+                ("a", envelope(bad_price)),
+                ("a", envelope(BITCOIN)),  # the same record twice: one row
+                ("e", None),
+            ],
+        )
+    )
+    tables = [(ASSETS, "a"), (EXCHANGES, "e")]
+    collected = BatchRows(tables).of_parsed(parsed).toArrow()
+    split = split_batch(collected, [ASSETS, EXCHANGES])
+
+    assert [row["id"] for row in split.rows["assets"].to_pylist()] == ["bitcoin"]
+    assert split.rows["assets"].column_names == ASSETS.column_names
+    assert [row["exchange_id"] for row in split.rows["exchanges"].to_pylist()] == ["kraken"]
+    reasons = {row["offset"]: row["reason"] for row in split.quarantine.to_pylist()}
+    assert reasons == {
+        2: "value is not valid JSON",
+        3: "priceUsd: 'abc' is not a valid FLOAT64",
+        5: "message has no value",
+    }
+    assert split.quarantine.column_names == QUARANTINE.column_names
+    assert all(row["processing_timestamp"] for row in split.quarantine.to_pylist())
+    assert split.coordinates.column("offset").to_pylist() == [0, 1, 2, 3, 4, 5]
+    # Raw JSON is collected only for what goes to the quarantine.
+    kept_raw = [row["offset"] for row in collected.to_pylist() if row["raw_value"] is not None]
+    assert kept_raw == [2, 3]
+
+
+def test_one_collect_types_each_row_as_the_per_table_step_does(spark: SparkSession) -> None:
+    tiny = {**BITCOIN, "id": "tinycoin", "priceUsd": "0.000000000012345678", "maxSupply": None}
+    parsed = parse_envelopes(
+        kafka_messages(spark, [("a", envelope(BITCOIN)), ("a", envelope(tiny))])
+    )
+    one_collect = table_rows_of(BatchRows([(ASSETS, "a")]).of_parsed(parsed).toArrow(), ASSETS)
+    per_table = table_rows(rows_for_topic(parsed, "a"), ASSETS).toArrow()
+    drop = ["processing_timestamp", "raw_value"]  # stamped per query; kept only for problems
+    assert (
+        one_collect.drop_columns(drop).to_pylist()
+        == per_table.select(one_collect.column_names).drop_columns(drop).to_pylist()
+    )

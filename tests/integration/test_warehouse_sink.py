@@ -1,6 +1,6 @@
-"""The worker's warehouse write against the real BigQuery client and the emulator: staging
-tables that cannot collide, a MERGE that finds copies however old, a timed-out job cancelled
-before the batch runs again."""
+"""The worker's warehouse write against the real BigQuery client and the emulator: a batch
+run again adding nothing, with either sink; staging tables that cannot collide, a MERGE that
+finds copies however old, a timed-out job cancelled before the batch runs again."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,30 +18,18 @@ import pytest
 from google.cloud import bigquery
 
 from services.stream_worker.sink import (
+    INLINE_MERGE_MAX_ROWS,
+    STAGING_PREFIX,
     BigQueryJobAbandoned,
     WarehouseSink,
     drop_stale_staging_tables,
 )
-from shared.schemas import ASSET_HISTORY, ASSETS, ColumnType, TableSchema
+from shared.schemas import ASSET_HISTORY, ASSETS
 from shared.settings import Settings
-from shared.warehouse import create_bigquery_client, ensure_warehouse, table_id
+from shared.warehouse import create_bigquery_client, dataset_id, ensure_warehouse, table_id
+from tests.sink_support import SINKS, SparkCheckpointFolder, arrow_rows, build_sink
 
 pytestmark = pytest.mark.integration
-
-ARROW_TYPES = {
-    ColumnType.STRING: pa.string(),
-    ColumnType.INT64: pa.int64(),
-    ColumnType.FLOAT64: pa.float64(),
-    ColumnType.BOOL: pa.bool_(),
-    ColumnType.TIMESTAMP: pa.timestamp("us", tz="UTC"),
-}
-
-
-def arrow_rows(table: TableSchema, rows: list[dict[str, Any]]) -> pa.Table:
-    schema = pa.schema([(column.name, ARROW_TYPES[column.type]) for column in table.columns])
-    return pa.Table.from_pylist(
-        [{name: row.get(name) for name in schema.names} for row in rows], schema=schema
-    )
 
 
 def asset_row(asset_id: str, source: datetime, processed: datetime) -> dict[str, Any]:
@@ -71,6 +60,49 @@ def count(client: bigquery.Client, settings: Settings, asset_id: str) -> int:
         ),
     ).result()
     return int(next(iter(rows))["n"])
+
+
+@pytest.mark.parametrize("kind", SINKS)
+def test_a_batch_run_again_by_the_next_run_adds_nothing(
+    settings: Settings, tmp_path: Path, kind: str
+) -> None:
+    """Killed after the write, before Spark committed the batch: the next run runs it again."""
+    checkpoint = SparkCheckpointFolder(tmp_path / "checkpoint")
+    checkpoint.plan(7)
+    now = datetime.now(UTC)
+    rows = arrow_rows(ASSETS, [asset_row(f"rerun-{n}", now, now) for n in range(5)])
+    assert build_sink(kind, settings, checkpoint).write(ASSETS, rows, "killed", 7) == 5
+    build_sink(kind, settings, checkpoint).write(ASSETS, rows, "restarted", 7)
+    client = create_bigquery_client(settings)
+    assert [count(client, settings, f"rerun-{n}") for n in range(5)] == [1] * 5
+
+
+@pytest.mark.parametrize("kind", SINKS)
+def test_a_kill_between_two_tables_writes_is_completed_by_the_rerun(
+    settings: Settings, tmp_path: Path, kind: str
+) -> None:
+    checkpoint = SparkCheckpointFolder(tmp_path / "checkpoint")
+    checkpoint.plan(3)
+    now = datetime.now(UTC)
+    assets = arrow_rows(ASSETS, [asset_row(f"both-{n}", now, now) for n in range(4)])
+    point = {
+        "id": "bitcoin",
+        "interval": "h1",
+        "time": now - timedelta(days=2),
+        "source_timestamp": now,
+        "fetched_at": now,
+        "processing_timestamp": now,
+    }
+    history = arrow_rows(ASSET_HISTORY, [point])
+    build_sink(kind, settings, checkpoint).write(ASSETS, assets, "killed", 3)
+    # ... killed here: the batch's history point was never written.
+    rerun = build_sink(kind, settings, checkpoint)
+    rerun.write(ASSETS, assets, "restarted", 3)
+    rerun.write(ASSET_HISTORY, history, "restarted", 3)
+    client = create_bigquery_client(settings)
+    assert [count(client, settings, f"both-{n}") for n in range(4)] == [1] * 4
+    rows = client.query(f"SELECT COUNT(*) AS n FROM `{table_id(settings, ASSET_HISTORY)}`").result()
+    assert next(iter(rows))["n"] == 1
 
 
 def test_two_runs_writing_the_same_batch_id_do_not_share_a_staging_table(
@@ -233,3 +265,53 @@ def test_a_merge_that_does_not_finish_in_time_is_cancelled_and_waited_for(
     assert len(cancels) == 1, requests
     # After the cancel the sink asked for the job until it had ended, then gave up on it.
     assert any(method == "GET" and "/jobs/" in path for method, path in requests[cancels[0] + 1 :])
+
+
+def asset_rows(count: int, source: datetime) -> pa.Table:
+    rows = [asset_row(f"coin-{n}", source, source) for n in range(count)]
+    rows[0]["price_usd"] = 1.2345678e-11
+    return arrow_rows(ASSETS, rows)
+
+
+def test_a_steady_batch_is_one_merge_call_with_no_staging_table(
+    settings: Settings, slow_job_proxy: SlowJobProxy
+) -> None:
+    """165 rows, as every steady micro-batch has: no create, load or drop of a staging table."""
+    slow_job_proxy.cancelled.set()  # nothing held: the proxy only records what the sink asks
+    through_proxy = settings.model_copy(update={"bigquery_emulator_url": slow_job_proxy.url})
+    sink = WarehouseSink(through_proxy, create_bigquery_client(through_proxy))
+    assert sink.write(ASSETS, asset_rows(165, datetime.now(UTC)), "steady", 7) == 165
+    requests = slow_job_proxy.requests
+    assert not [path for _, path in requests if "staging" in path or "upload" in path], requests
+    inserted = [path for method, path in requests if method == "POST"]
+    assert len(inserted) == 1, requests  # the MERGE's query job, and nothing else written
+    client = create_bigquery_client(settings)
+    assert count(client, settings, "coin-164") == 1
+    stored = client.query(
+        f"SELECT price_usd FROM `{table_id(settings, ASSETS)}` WHERE id = 'coin-0'"
+    ).result()
+    assert next(iter(stored))["price_usd"] == pytest.approx(1.2345678e-11, rel=1e-15)
+
+
+def test_a_rerun_of_an_inline_merged_batch_adds_nothing(settings: Settings) -> None:
+    client = create_bigquery_client(settings)
+    sink = WarehouseSink(settings, client)
+    rows = asset_rows(165, datetime.now(UTC))
+    sink.write(ASSETS, rows, "first", 3)
+    sink.write(ASSETS, rows, "rerun", 3)
+    total = client.query(f"SELECT COUNT(*) AS n FROM `{table_id(settings, ASSETS)}`").result()
+    assert next(iter(total))["n"] == 165
+
+
+def test_a_batch_over_the_inline_limit_is_staged_merged_once_and_its_table_dropped(
+    settings: Settings,
+) -> None:
+    client = create_bigquery_client(settings)
+    sink = WarehouseSink(settings, client)
+    rows = asset_rows(INLINE_MERGE_MAX_ROWS + 1, datetime.now(UTC))
+    assert sink.write(ASSETS, rows, "backlog", 9) == INLINE_MERGE_MAX_ROWS + 1
+    sink.write(ASSETS, rows, "backlog-rerun", 9)
+    total = client.query(f"SELECT COUNT(*) AS n FROM `{table_id(settings, ASSETS)}`").result()
+    assert next(iter(total))["n"] == INLINE_MERGE_MAX_ROWS + 1
+    tables = [item.table_id for item in client.list_tables(dataset_id(settings))]
+    assert not [name for name in tables if name.startswith(STAGING_PREFIX)], tables

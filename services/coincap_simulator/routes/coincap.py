@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from services.coincap_simulator.dependencies import SimulatorState, StateDep
 from services.coincap_simulator.faults import (
     Fault,
+    absurd_record_count,
     altered_records,
     hold_back,
     replacement_response,
@@ -168,7 +169,8 @@ async def page_or_error(
     market = state.market
     records = altered_records(fault, endpoint, select()[offset : offset + limit])
     delayed = fault is not None and fault.mode == "slow"
-    record_served(request, endpoint, market.timestamp_ms, records, delayed)
+    absurd = absurd_record_count(fault, endpoint, len(records))
+    record_served(request, endpoint, market.timestamp_ms, records, delayed, absurd)
     return JSONResponse({"data": records, "timestamp": market.timestamp_ms})
 
 

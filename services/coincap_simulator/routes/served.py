@@ -5,7 +5,9 @@
 
 Only /v3/assets and /v3/exchanges pages are kept (the records the ingestors stream). A page
 answered after a ``slow`` knob is marked ``delayed``: its client may have timed out and asked
-again, so its records may never reach Kafka and are not owed to the warehouse. The log keeps the
+again, so its records may never reach Kafka and are not owed to the warehouse. A record an
+``absurd_values`` knob altered is listed in ``absurd``: it is owed to the dead-letter topic, not
+to the warehouse. The log keeps the
 last ``MAX_PAGES`` pages and says how many older ones it forgot, so a long run stays bounded.
 """
 
@@ -34,6 +36,10 @@ class ServedPage(BaseModel):
     timestamp: int = Field(description="the answer's timestamp, epoch milliseconds")
     ids: list[str | None] = Field(description="each record's id in order; null where it had none")
     delayed: bool = Field(description="answered after a `slow` knob's delay")
+    absurd: list[str] = Field(
+        default_factory=list,
+        description="ids of the records an `absurd_values` knob gave an absurd value",
+    )
 
 
 class ServedPages(BaseModel):
@@ -51,18 +57,25 @@ class ServedLog:
         self._served = 0
 
     def record(
-        self, endpoint: Endpoint, timestamp_ms: int, records: list[dict[str, Any]], delayed: bool
+        self,
+        endpoint: Endpoint,
+        timestamp_ms: int,
+        records: list[dict[str, Any]],
+        delayed: bool,
+        absurd: int = 0,
     ) -> None:
+        """Note one page; its first ``absurd`` records carry an absurd value."""
         key = RECORD_KEYS[endpoint]
         self._served += 1
-        ids = [record.get(key) for record in records]
+        ids = [None if (value := record.get(key)) is None else str(value) for record in records]
         self._pages.append(
             ServedPage(
                 sequence=self._served,
                 endpoint=endpoint,
                 timestamp=timestamp_ms,
-                ids=[None if value is None else str(value) for value in ids],
+                ids=ids,
                 delayed=delayed,
+                absurd=[value for value in ids[:absurd] if value is not None],
             )
         )
 
@@ -88,10 +101,11 @@ def record_served(
     timestamp_ms: int,
     records: list[dict[str, Any]],
     delayed: bool,
+    absurd: int = 0,
 ) -> None:
     """Note a listing page answered with 200 (history points are not records we stream)."""
     if endpoint in ("assets", "exchanges"):
-        served_log(request.app).record(endpoint, timestamp_ms, records, delayed)
+        served_log(request.app).record(endpoint, timestamp_ms, records, delayed, absurd)
 
 
 @router.get("/_simulator/served")

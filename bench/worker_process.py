@@ -1,0 +1,153 @@
+"""The stream worker as the benchmark runs it: ``python -m services.stream_worker`` on a
+dataset, checkpoint and consumer group of its own, with what the benchmark reads back from it
+(state, the per-batch log lines, the peak RSS of its Python driver and of its JVM).
+
+Several workers read the same topics one after another (one per sink and run), so each gets a
+fresh group, checkpoint and dataset: each starts from the earliest offset, as a worker that was
+down while the backlog built up would.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+from bench.process_memory import command_name, peak_rss_mib, process_tree
+from deploy.local.processes import ManagedProcess, settings_from
+from deploy.local.readiness import wait_until
+from shared.settings import Settings
+from shared.warehouse import create_bigquery_client, dataset_id
+
+BATCH_LINE = re.compile(r"^batch (?P<batch>\d+): (?P<rows>.*) in (?P<seconds>[\d.]+) s$")
+"""The worker's line after each micro-batch: ``batch 7: 165 assets, 40 exchanges in 0.84 s``."""
+LOG_TIME_FORMAT = "%Y-%m-%d %H:%M:%S,%f"
+
+
+@dataclass(frozen=True)
+class BatchLine:
+    """One micro-batch as the worker logged it."""
+
+    batch_id: int
+    ended_at: float
+    """Epoch seconds (the log line's time)."""
+    seconds: float
+    rows: int
+    """Rows written to every table, the quarantine included."""
+
+    @property
+    def started_at(self) -> float:
+        return self.ended_at - self.seconds
+
+
+def parse_batch_lines(log_text: str) -> list[BatchLine]:
+    """Every ``batch N: ... in X s`` line of a worker log of JSON lines, in log order."""
+    batches = []
+    for line in log_text.splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        match = BATCH_LINE.match(str(entry.get("message", "")))
+        if match is None or "time" not in entry:
+            continue
+        rows = sum(int(count) for count in re.findall(r"(\d+) \w+", match["rows"]))
+        ended_at = datetime.strptime(entry["time"], LOG_TIME_FORMAT).timestamp()
+        batches.append(BatchLine(int(match["batch"]), ended_at, float(match["seconds"]), rows))
+    return batches
+
+
+def steady_batch_seconds(batches: list[BatchLine], skip: int = 2) -> float | None:
+    """Median time of the batches that wrote rows, after the first ``skip`` such batches (the
+    JVM warming up); None when too few."""
+    seconds = [batch.seconds for batch in batches if batch.rows > 0][skip:]
+    return statistics.median(seconds) if seconds else None
+
+
+@dataclass(frozen=True)
+class WorkerMemory:
+    python_peak_mib: float
+    jvm_peak_mib: float
+
+
+class BenchWorker:
+    """One worker process on the bench's topics, with a dataset, checkpoint and group of its
+    own (named ``name``), and the sink and trigger given."""
+
+    def __init__(
+        self,
+        name: str,
+        environment: dict[str, str],
+        state_dir: Path,
+        port: int,
+        overrides: dict[str, str],
+    ) -> None:
+        suffix = f"{name}_{uuid.uuid4().hex[:6]}"
+        self.port = port
+        self.environment = {
+            **environment,
+            "COINSTREAM_BIGQUERY_DATASET": f"bench_{suffix}",
+            "COINSTREAM_STREAM_CHECKPOINT_LOCATION": str(state_dir / "checkpoints" / suffix),
+            "COINSTREAM_STREAM_CONSUMER_GROUP": f"bench-{suffix}",
+            "COINSTREAM_STREAM_WORKER_PORT": str(port),
+            **overrides,
+        }
+        self.settings: Settings = settings_from(self.environment)
+        self.process = ManagedProcess(
+            f"stream-worker-{suffix}",
+            [sys.executable, "-m", "services.stream_worker"],
+            self.environment,
+            state_dir / "logs",
+        )
+        self.started_at = 0.0
+        """Epoch seconds just before the process was started."""
+
+    def start(self) -> None:
+        self.started_at = time.time()
+        self.process.start()
+
+    def state(self) -> str:
+        try:
+            response = httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2)
+            state: str = response.json()["state"]
+        except (httpx.HTTPError, ValueError, KeyError):
+            return ""
+        return state
+
+    def wait_running(self, timeout: float = 300.0) -> None:
+        def running() -> bool:
+            if not self.process.is_running():
+                last_line = self.process.log_tail(1).strip()
+                raise RuntimeError(f"the stream worker exited before running: {last_line}")
+            return self.state() == "RUNNING"
+
+        wait_until(running, "the stream worker", timeout, interval=0.5)
+
+    def batches(self) -> list[BatchLine]:
+        return parse_batch_lines(self.process.log_text())
+
+    def memory(self) -> WorkerMemory:
+        """Peak RSS so far of the worker's Python process and of the JVM it started."""
+        assert self.process.process is not None
+        pid = self.process.process.pid
+        jvms = [each for each in process_tree(pid) if command_name(each) == "java"]
+        return WorkerMemory(peak_rss_mib(pid), max((peak_rss_mib(j) for j in jvms), default=0.0))
+
+    def stop(self) -> None:
+        self.process.stop(timeout=90)
+
+    def drop_dataset(self) -> None:
+        """Leave the emulator as lean as it was: the next worker's MERGE should not be slower
+        for this one's rows."""
+        client = create_bigquery_client(self.settings)
+        client.delete_dataset(dataset_id(self.settings), delete_contents=True, not_found_ok=True)
