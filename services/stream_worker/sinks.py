@@ -1,6 +1,7 @@
 """The two ways the stream worker writes a micro-batch, behind one method, chosen by a setting.
 
-``merge`` (``sink.WarehouseSink``): staging load, then MERGE on the key. ``storage-write``
+``merge`` (``sink.WarehouseSink``): a MERGE on the key, carrying the rows (or, for a big batch,
+from a staging table loaded first). ``storage-write``
 (``storage_write_sink.StorageWriteSink``): an append through a Storage Write API pending stream,
 committed atomically. docs/stream-worker.md#the-two-sinks compares them.
 """
