@@ -15,6 +15,7 @@ import platform
 import re
 import statistics
 import subprocess
+import sys
 import xml.etree.ElementTree as ElementTree
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -205,8 +206,9 @@ def publish(
     json_path.write_text(json.dumps(document, indent=2) + "\n")
     body = "\n\n".join(
         [
-            f"Measured {measured_at:%Y-%m-%d %H:%M} UTC with `python -m bench.{name} --runs "
-            f"{runs}`; load average {machine['load_average_1m']} at the start, "
+            f"Measured {measured_at:%Y-%m-%d %H:%M} UTC with `python -m bench.{name} "
+            f"{' '.join(sys.argv[1:]) or f'--runs {runs}'}`; load average "
+            f"{machine['load_average_1m']} at the start, "
             f"{machine['load_average_1m_at_end']} at the end. Every run's value: "
             f"[`docs/benchmarks/{name}.json`](benchmarks/{name}.json).",
             figures_table(figures),

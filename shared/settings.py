@@ -261,8 +261,8 @@ class Settings(BaseSettings):
     )
     stream_sink: Literal["merge", "storage-write"] = Field(
         default="merge",
-        description="How the stream worker writes each micro-batch: merge (load a staging "
-        "table, MERGE on the key; a record published twice is stored once) or storage-write "
+        description="How the stream worker writes each micro-batch: merge (a MERGE on the "
+        "key per table; a record published twice is stored once) or storage-write "
         "(append through a Storage Write API pending stream committed atomically; scans "
         "nothing per batch, a record published twice is stored twice and read once).",
     )
