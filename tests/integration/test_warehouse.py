@@ -50,7 +50,7 @@ def test_tables_are_partitioned_by_day_and_clustered_on_their_key(
         assert table.time_partitioning.type_ == bigquery.TimePartitioningType.DAY
         assert table.time_partitioning.field == "processing_timestamp"
         assert table.clustering_fields == [schema.key_column]
-        assert [field.name for field in table.schema] == schema.column_names
+        assert [field.name for field in table.schema] == [c.name for c in schema.stored_columns]
 
 
 def test_ensure_warehouse_is_idempotent(client: bigquery.Client, stack_settings: Settings) -> None:
