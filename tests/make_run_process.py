@@ -28,12 +28,14 @@ class MakeRun:
     def report(self) -> SupervisorReport:
         return SupervisorReport.model_validate_json(self.report_path.read_text())
 
-    def wait_for_output(self, text: str, timeout: float) -> None:
+    def wait_for_output(self, text: str, timeout: float) -> float:
+        """Wait until make run has printed ``text``; return the seconds it took."""
+
         def seen() -> bool:
             assert self.process.poll() is None or text in self.output(), self.output()[-3000:]
             return text in self.output()
 
-        wait_for(seen, f"{text!r} in the output of make run", timeout)
+        return wait_for(seen, f"{text!r} in the output of make run", timeout)
 
     def pid_of(self, name: str) -> int | None:
         try:

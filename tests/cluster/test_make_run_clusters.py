@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from shared.settings import PROJECT_ROOT
 from tests.cluster.support import report
-from tests.conftest import offset_port, subprocess_environment
+from tests.conftest import offset_port
 from tests.integration.test_make_run import processes_in_session
+from tests.make_run_process import start_make_run
 
 pytestmark = pytest.mark.cluster
 
@@ -24,24 +23,14 @@ KAFKA_PORTS = [offset_port(port) for port in (22092, 22192, 22292)]
 SPARK_UI_PORT = offset_port(22180)
 
 
-def wait_for_text(
-    log_path: Path, make: subprocess.Popen[bytes], text: str, timeout: float
-) -> float:
-    started = time.monotonic()
-    while text not in log_path.read_text(errors="replace"):
-        assert make.poll() is None, log_path.read_text(errors="replace")[-3000:]
-        assert time.monotonic() - started < timeout, f"no {text!r} within {timeout:.0f} s"
-        time.sleep(0.5)
-    return time.monotonic() - started
-
-
 def test_make_run_starts_both_clusters_with_settings_alone(tmp_path: Path) -> None:
-    environment = subprocess_environment(
+    run = start_make_run(
+        tmp_path,
+        23000,
         {
             "COINSTREAM_KAFKA_BOOTSTRAP_SERVERS": ",".join(
                 f"127.0.0.1:{port}" for port in KAFKA_PORTS
             ),
-            "COINSTREAM_KAFKA_CONTROLLER_PORT": str(offset_port(22093)),
             "COINSTREAM_KAFKA_HEAP": "256m",
             "COINSTREAM_TOPIC_REPLICATION_FACTOR": "3",
             "COINSTREAM_TOPIC_MIN_INSYNC_REPLICAS": "2",
@@ -49,37 +38,18 @@ def test_make_run_starts_both_clusters_with_settings_alone(tmp_path: Path) -> No
             "COINSTREAM_LOCAL_SPARK_MASTER_PORT": str(offset_port(22077)),
             "COINSTREAM_LOCAL_SPARK_MASTER_UI_PORT": str(SPARK_UI_PORT),
             "COINSTREAM_SPARK_EXECUTOR_MEMORY": "512m",
-            "COINSTREAM_BIGQUERY_EMULATOR_URL": f"http://127.0.0.1:{offset_port(22050)}",
-            "COINSTREAM_BIGQUERY_EMULATOR_GRPC_PORT": str(offset_port(22060)),
-            "COINSTREAM_STATE_DIR": str(tmp_path / "state"),
-            "COINSTREAM_COINCAP_SIMULATOR_PORT": str(offset_port(22090)),
-            "COINSTREAM_ASSET_INGESTOR_PORT": str(offset_port(22101)),
-            "COINSTREAM_EXCHANGE_INGESTOR_PORT": str(offset_port(22102)),
-            "COINSTREAM_STREAM_WORKER_PORT": str(offset_port(22103)),
-            "COINSTREAM_CONTROL_PORT": str(offset_port(22100)),
-            "COINSTREAM_DASHBOARD_PORT": str(offset_port(22200)),
-            "COINSTREAM_PROMETHEUS_PORT": str(offset_port(22190)),
-        }
+        },
     )
-    log_path = tmp_path / "make-run.log"
-    with log_path.open("wb") as log:
-        make = subprocess.Popen(
-            ["make", "run"],
-            cwd=PROJECT_ROOT,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    make = run.process
     try:
-        ready = wait_for_text(log_path, make, f"ready: Kafka at 127.0.0.1:{KAFKA_PORTS[0]}", 240)
-        log_text = log_path.read_text(errors="replace")
+        ready = run.wait_for_output(f"ready: Kafka at 127.0.0.1:{KAFKA_PORTS[0]}", 240)
+        log_text = run.output()
         assert f"Spark master with 2 worker(s) at http://127.0.0.1:{SPARK_UI_PORT}" in log_text
         for node in (1, 2, 3):  # three nodes, each under its own name, with its own storage
             node_data = tmp_path / "state" / "kafka-cluster" / f"node-{node}" / "data"
             assert f"kafka-{node} " in log_text
             assert f"kafka: formatted new storage in {node_data}" in log_text
-        first_batch = wait_for_text(log_path, make, '"message": "batch 0: ', 240)
+        first_batch = run.wait_for_output('"message": "batch 0: ', 240)
 
         # The worker's query runs on the cluster: the master gives it both workers' cores.
         status = httpx.get(f"http://127.0.0.1:{SPARK_UI_PORT}/json/", timeout=10).json()
