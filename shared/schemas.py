@@ -30,6 +30,23 @@ if TYPE_CHECKING:
 
 TERRAFORM_SCHEMA_DIR = Path(__file__).resolve().parent.parent / "terraform" / "schemas"
 
+# --- Domains: what a value from outside may be -------------------------------------------------
+# Every value that reaches a table comes from outside (CoinCap, or anyone who can write a topic),
+# so each column declares its domain here, once, and both ends check it: the ingestors
+# dead-letter a record outside it (``shared.coincap.models``), the stream worker quarantines the
+# row with expressions that cannot throw (``services.stream_worker.transforms``).
+
+TIMESTAMP_MIN_MS = -62_135_596_800_000
+"""0001-01-01T00:00:00Z in epoch milliseconds: BigQuery's earliest TIMESTAMP."""
+TIMESTAMP_MAX_MS = 253_402_300_799_999
+"""9999-12-31T23:59:59.999Z in epoch milliseconds: BigQuery's latest TIMESTAMP (to the
+millisecond, the finest CoinCap sends). Beyond it Spark's ``timestamp_millis`` overflows a long
+and fails the whole batch."""
+
+DEFAULT_MAX_TEXT_LENGTH = 1024
+"""Characters a text column holds unless it says otherwise: far more than any CoinCap name or
+URL, far less than a value that could fill a Kafka message or a BigQuery request."""
+
 
 class ColumnType(StrEnum):
     """Column types, named as BigQuery names them."""
@@ -55,6 +72,20 @@ class Column:
     """The smallest value that means something (0 for a supply or a price, 1 for a rank). A
     smaller one (a negative supply, rank 0) is absurd: the ingestors dead-letter the record and
     the worker quarantines the row, with the reason, rather than store it."""
+    max_length: int | None = None
+    """STRING only: the most characters a value may have (``text_length_limit``). Every text
+    must also be valid Unicode: a lone surrogate (``"\\ud800"``) is outside every domain."""
+
+    @property
+    def text_length_limit(self) -> int:
+        """The most characters a STRING value of this column may have."""
+        return self.max_length if self.max_length is not None else DEFAULT_MAX_TEXT_LENGTH
+
+    @property
+    def timestamp_range_ms(self) -> tuple[int, int]:
+        """TIMESTAMP only: the epoch milliseconds a value may be, inclusive: BigQuery's range.
+        A snapshot time is further held to a window around now (``TableSchema``)."""
+        return TIMESTAMP_MIN_MS, TIMESTAMP_MAX_MS
 
 
 @dataclass(frozen=True)
@@ -71,6 +102,10 @@ class TableSchema:
     Empty means (key column, ``source_timestamp``)."""
     cluster_columns: tuple[str, ...] = ()
     """What BigQuery clusters the table on; empty means the key column alone."""
+    source_timestamp_is_snapshot: bool = True
+    """``source_timestamp`` is when CoinCap made the snapshot, so it must lie within
+    ``COINSTREAM_SNAPSHOT_TIME_WINDOW_HOURS`` of the time it is checked (a page timestamp of
+    1e16 is a broken server, not a fact). False for history points, whose time is the past."""
 
     @property
     def source_key_field(self) -> str:
@@ -166,10 +201,18 @@ ASSETS = TableSchema(
     key_column="id",
     description="CoinCap /assets snapshots, one row per asset per poll.",
     columns=(
-        Column("id", ColumnType.STRING, "CoinCap asset id, e.g. bitcoin.", True, "id"),
+        Column(
+            "id", ColumnType.STRING, "CoinCap asset id, e.g. bitcoin.", True, "id", max_length=200
+        ),
         Column("rank", ColumnType.INT64, "Rank by market cap.", source_field="rank", minimum=1),
-        Column("symbol", ColumnType.STRING, "Ticker symbol, e.g. BTC.", source_field="symbol"),
-        Column("name", ColumnType.STRING, "Asset name.", source_field="name"),
+        Column(
+            "symbol",
+            ColumnType.STRING,
+            "Ticker symbol, e.g. BTC.",
+            source_field="symbol",
+            max_length=200,
+        ),
+        Column("name", ColumnType.STRING, "Asset name.", source_field="name", max_length=200),
         Column(
             "supply", ColumnType.FLOAT64, "Circulating supply.", source_field="supply", minimum=0
         ),
@@ -210,7 +253,13 @@ ASSETS = TableSchema(
             source_field="vwap24Hr",
             minimum=0,
         ),
-        Column("explorer", ColumnType.STRING, "Block explorer URL.", source_field="explorer"),
+        Column(
+            "explorer",
+            ColumnType.STRING,
+            "Block explorer URL.",
+            source_field="explorer",
+            max_length=2048,
+        ),
         Column(
             "supply_ratio",
             ColumnType.FLOAT64,
@@ -231,8 +280,9 @@ EXCHANGES = TableSchema(
             "CoinCap exchange id, e.g. kraken.",
             True,
             "exchangeId",
+            max_length=200,
         ),
-        Column("name", ColumnType.STRING, "Exchange name.", source_field="name"),
+        Column("name", ColumnType.STRING, "Exchange name.", source_field="name", max_length=200),
         Column("rank", ColumnType.INT64, "Rank by volume.", source_field="rank", minimum=1),
         Column(
             "percent_total_volume",
@@ -258,7 +308,13 @@ EXCHANGES = TableSchema(
         Column(
             "socket", ColumnType.BOOL, "Whether it has a WebSocket feed.", source_field="socket"
         ),
-        Column("exchange_url", ColumnType.STRING, "Website URL.", source_field="exchangeUrl"),
+        Column(
+            "exchange_url",
+            ColumnType.STRING,
+            "Website URL.",
+            source_field="exchangeUrl",
+            max_length=2048,
+        ),
         Column(
             "updated",
             ColumnType.TIMESTAMP,
@@ -283,14 +339,18 @@ ASSET_HISTORY = TableSchema(
     partition_column="time",
     cluster_columns=("id", "interval"),
     merge_key_columns=("id", "interval", "time"),
+    source_timestamp_is_snapshot=False,
     columns=(
-        Column("id", ColumnType.STRING, "CoinCap asset id, e.g. bitcoin.", True, "id"),
+        Column(
+            "id", ColumnType.STRING, "CoinCap asset id, e.g. bitcoin.", True, "id", max_length=200
+        ),
         Column(
             "interval",
             ColumnType.STRING,
             "CoinCap history interval of the point: m1, m5, m15, m30, h1, h2, h6, h12 or d1.",
             True,
             "interval",
+            max_length=8,
         ),
         Column(
             "time",

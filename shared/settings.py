@@ -201,6 +201,14 @@ class Settings(BaseSettings):
         description="How long an ingestor stops polling after CoinCap says the quota is spent "
         "(when the answer gives no Retry-After).",
     )
+    snapshot_time_window_hours: float = Field(
+        default=720.0,
+        gt=0,
+        description="How far from now (either way) a snapshot's time (CoinCap's page `timestamp`) "
+        "may be: a page outside it is malformed at ingest, and the worker quarantines a row "
+        "outside it. At least COINSTREAM_TOPIC_RETENTION_HOURS, so a backlog still in Kafka "
+        "is never quarantined for its age.",
+    )
     ingest_buffer_max_records: int = Field(
         default=100_000,
         ge=1,
@@ -508,6 +516,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"COINSTREAM_KAFKA_SECURITY_PROTOCOL is {self.kafka_security_protocol}; set "
                 "COINSTREAM_KAFKA_SASL_USERNAME and COINSTREAM_KAFKA_SASL_PASSWORD too"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _snapshot_window_covers_retention(self) -> Settings:
+        if self.snapshot_time_window_hours < self.topic_retention_hours:
+            raise ValueError(
+                f"COINSTREAM_SNAPSHOT_TIME_WINDOW_HOURS ({self.snapshot_time_window_hours:g}) is "
+                f"shorter than COINSTREAM_TOPIC_RETENTION_HOURS ({self.topic_retention_hours}): "
+                "the worker would quarantine records still in Kafka for their age; raise the "
+                "window to at least the retention"
             )
         return self
 
