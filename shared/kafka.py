@@ -19,6 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, for_code
 from aiokafka.helpers import create_ssl_context
 
+from shared.envelope import PRODUCER_MAX_REQUEST_BYTES
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -237,6 +238,9 @@ def create_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
         enable_idempotence=True,
         compression_type=None if settings.kafka_compression == "none" else "gzip",
         linger_ms=5,
+        # Stated, not left to the default: the ingestors refuse a larger message before sending
+        # it (shared.envelope.fits_in_kafka), so send never raises for a record's size.
+        max_request_size=PRODUCER_MAX_REQUEST_BYTES,
         # A send that cannot be delivered fails within this time, and the ingestor keeps the
         # record in its own buffer to send again; it does not hang for the 40 s default.
         request_timeout_ms=10_000,

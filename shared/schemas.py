@@ -47,6 +47,11 @@ DEFAULT_MAX_TEXT_LENGTH = 1024
 """Characters a text column holds unless it says otherwise: far more than any CoinCap name or
 URL, far less than a value that could fill a Kafka message or a BigQuery request."""
 
+MAX_RECORD_NESTING_DEPTH = 32
+"""How deeply a record's JSON may nest (the record object itself is level 1). CoinCap's deepest
+field (``tokens``, a map of lists) is level 3; a record far deeper is refused at ingest rather
+than risk a JSON encoder or parser's recursion limit anywhere downstream."""
+
 
 class ColumnType(StrEnum):
     """Column types, named as BigQuery names them."""

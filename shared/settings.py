@@ -201,6 +201,14 @@ class Settings(BaseSettings):
         description="How long an ingestor stops polling after CoinCap says the quota is spent "
         "(when the answer gives no Retry-After).",
     )
+    quota_pause_max_seconds: float = Field(
+        default=86_400.0,
+        gt=0,
+        le=31_622_400,
+        description="The longest quota pause an ingestor takes, whatever CoinCap's Retry-After "
+        "says (a Retry-After of 1e12 is a broken answer, not a plan): after it, one poll asks "
+        "again. At most 366 days.",
+    )
     snapshot_time_window_hours: float = Field(
         default=720.0,
         gt=0,
@@ -220,6 +228,20 @@ class Settings(BaseSettings):
         ge=1,
         description="Polls an ingestor hands to Kafka before the oldest is acknowledged, so "
         "ingest is not bound by one broker round trip per poll; 1 waits for each poll.",
+    )
+    ingest_spool_dir: Path | None = Field(
+        default=None,
+        description="Folder of the ingestors' durable spools, one SQLite file per ingestor "
+        "name: a poll is written there before it counts as fetched and removed once Kafka "
+        "has acknowledged it, so a killed ingestor delivers it when it starts again. Unset: "
+        "<state_dir>/ingest-spool.",
+    )
+    ingest_spool_max_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Bytes of messages an ingestor holds in its spool (and buffer) while Kafka "
+        "is unreachable; beyond it the oldest polls are dropped, counted and logged "
+        "(reason spool_full).",
     )
     shutdown_flush_seconds: float = Field(
         default=30.0,
@@ -254,6 +276,14 @@ class Settings(BaseSettings):
         description="Cloud Storage endpoint for a gs:// checkpoint, used without credentials "
         "(a local GCS emulator). Unset: Google Cloud Storage with Application Default "
         "Credentials.",
+    )
+    stream_checkpoint_lease_seconds: float = Field(
+        default=60.0,
+        ge=3,
+        description="How long the stream worker's lease on a gs:// checkpoint outlives its "
+        "last renewal: a worker that died without releasing it keeps others off the checkpoint "
+        "this long. The holder renews every third of it and stops its query when it could not "
+        "for 60 % of it. A local checkpoint's lease is a file lock, freed when its process ends.",
     )
     stream_consumer_group: str = Field(
         default="coinstream-stream-worker",
@@ -594,6 +624,11 @@ class Settings(BaseSettings):
         port = urlsplit(self.bigquery_emulator_url).port
         assert port is not None  # guaranteed by the validator
         return port
+
+    @property
+    def ingest_spool_directory(self) -> Path:
+        """Where the ingestors keep their durable spools (see ``ingest_spool_dir``)."""
+        return self.ingest_spool_dir or self.state_dir / "ingest-spool"
 
     @property
     def checkpoint_location(self) -> str:

@@ -41,11 +41,13 @@ class SparkCheckpointFolder:
         (path / "offsets").mkdir(parents=True, exist_ok=True)
         (path / "metadata").write_text(json.dumps({"id": query_id or str(uuid.uuid4())}) + "\n")
 
-    def plan(self, batch_id: int, at: datetime | None = None) -> None:
-        """Write ``offsets/<batch_id>`` as Spark does before it runs the batch."""
+    def plan(self, batch_id: int, at: datetime | None = None, end: int | None = None) -> None:
+        """Write ``offsets/<batch_id>`` as Spark does before it runs the batch: reading up to
+        offset ``end`` (by default the batch id) of the topic's partition 0."""
         millis = int((at or datetime.now(UTC)).timestamp() * 1000)
         metadata = {"batchWatermarkMs": 0, "batchTimestampMs": millis, "conf": {}}
-        entry = f'v1\n{json.dumps(metadata)}\n{{"topic":{{"0":{batch_id}}}}}'
+        until = batch_id if end is None else end
+        entry = f'v1\n{json.dumps(metadata)}\n{{"topic":{{"0":{until}}}}}'
         (self.path / "offsets" / str(batch_id)).write_text(entry)
 
     def read(self, relative: str) -> str | None:

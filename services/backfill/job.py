@@ -31,8 +31,13 @@ from services.backfill.plan import (
     last_complete_point_ms,
 )
 from shared.coincap import CoinCapClient, CoinCapError
-from shared.coincap.history import HistoryInterval
-from shared.envelope import OutgoingMessage, PollContext, dead_letter_message, record_message
+from shared.coincap.history import HistoryInterval, point_time_error
+from shared.envelope import (
+    OutgoingMessage,
+    PollContext,
+    dead_letter_message,
+    record_or_dead_letter,
+)
 from shared.kafka import create_producer, ensure_topics, pipeline_topics
 from shared.settings import Settings
 
@@ -88,7 +93,9 @@ class BackfillSummary:
     windows_fetched: int = 0
     records: int = 0
     invalid_records: int = 0
-    """Points without a numeric ``time``: sent to the dead-letter topic, not to history."""
+    """Points without a ``time`` the table can hold (none, not a whole number, outside
+    BigQuery's TIMESTAMP range), or that cannot be a Kafka message as received (too large, text
+    UTF-8 cannot hold): sent to the dead-letter topic with the reason, not to history."""
     credits_spent: float = 0.0
     seconds: float = 0.0
     stopped_by: str | None = None
@@ -141,34 +148,32 @@ def history_messages(
     """The history topic's messages for a window's points, and how many went to dead letters.
 
     Each record is the point as CoinCap sent it plus ``id`` and ``interval``, keyed by the
-    asset so one asset's points keep one partition.
+    asset so one asset's points keep one partition. A point whose ``time`` the table cannot
+    hold, or that cannot be a Kafka message, goes to the dead-letter topic with the reason.
     """
     source = "coincap-simulator" if settings.uses_coincap_simulator else "coincap"
     poll_id = f"backfill:{window.asset_id}:{window.interval}:{window.start_ms}"
     messages, invalid = [], 0
     for point in points:
-        point_time = point.get("time") if isinstance(point, dict) else None
-        valid = isinstance(point_time, int) and not isinstance(point_time, bool)
+        reason = point_time_error(point)
         context = PollContext(
             poll_id=poll_id,
             endpoint="history",
             source=source,
-            source_timestamp_ms=point_time if isinstance(point_time, int) else fetched_at_ms,
+            source_timestamp_ms=point["time"] if reason is None else fetched_at_ms,
             fetched_at_ms=fetched_at_ms,
         )
-        if valid:
+        if reason is None:
             record = {**point, "id": window.asset_id, "interval": window.interval}
-            messages.append(
-                record_message(context, settings.topic_history, window.asset_id, record)
+            message, reason = record_or_dead_letter(
+                context, settings.topic_history, settings.topic_deadletter, window.asset_id, record
             )
         else:
-            invalid += 1
-            reason = "history point has no numeric 'time'"
-            messages.append(
-                dead_letter_message(
-                    context, settings.topic_deadletter, window.asset_id, point, reason
-                )
+            message = dead_letter_message(
+                context, settings.topic_deadletter, window.asset_id, point, reason
             )
+        invalid += reason is not None
+        messages.append(message)
     return messages, invalid
 
 

@@ -11,12 +11,23 @@ Set them with ``--fault JSON`` (repeatable) or ``POST /_simulator/faults`` with 
     {"mode": "retired_v2", "count": 1}                     200 with the v2 retirement payload
     {"mode": "oversized_body", "size_bytes": 10000000}     200 with a body of that many bytes
     {"mode": "absurd_values", "count": 1}                  the first records carry absurd values
+    {"mode": "poison", "count": 1}                         the first records carry poison
+    {"mode": "poison_page", "poison": "timestamp"}         the whole page is poison: its
+                                                           timestamp is 1e16 ("nesting": one
+                                                           record nests 100,000 levels deep)
 
 Every knob also takes ``"endpoint": "assets" | "exchanges" | "history"`` to affect one endpoint
 only (``history`` is ``/assets/{id}/history``; ``absurd_values`` applies to the listings only).
 ``absurd_values`` gives each of a listing page's first records one value no asset or exchange
 can have, in CoinCap's wire format (``ABSURD_VALUES``: a negative supply, rank "0", a price of
 "1e400" or "NaN", ...); the served log names those records (``/_simulator/served``).
+``poison`` gives each of a page's first records, beside healthy ones, one value that once
+stopped an ingestor (``POISON_VALUES``: an exchange ``updated`` of 9999999999999999, a lone
+surrogate escape ``"\\ud800"``, a 2 MB ``explorer``, an extra field that makes the record larger
+than Kafka's 1 MiB, a field nested 200 levels deep, a 300-character id; for history, a point
+``time`` of 9999999999999999): each is owed to the dead-letter topic, and the served log names
+them (``poison``). ``poison_page`` spoils a whole page instead (``PAGE_POISONS``), which the
+ingestors refuse as malformed: it is not in the served log, as none of its records is owed.
 ``count`` is how many requests it affects (default 1; quota_exhausted defaults to until cleared;
 ``null`` means until cleared). Knobs form a queue: each /v3 request (after the API-key check)
 takes the first knob that matches its endpoint, so ``rate_limit`` x2 then ``server_error`` x1
@@ -27,6 +38,7 @@ holds at most ``MAX_QUEUED_FAULTS`` knobs; adding one more answers 409.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal, Self
 
@@ -46,7 +58,17 @@ FaultMode = Literal[
     "retired_v2",
     "oversized_body",
     "absurd_values",
+    "poison",
+    "poison_page",
 ]
+
+PagePoison = Literal["timestamp", "nesting"]
+"""What a ``poison_page`` knob spoils: the page's ``timestamp`` (1e16, beyond BigQuery's
+TIMESTAMP range), or the JSON itself (one record's field nested 100,000 levels deep, about 200 KB:
+past any recursive parser's limit, far under the response cap)."""
+
+PAGE_POISON_TIMESTAMP = 1e16
+PAGE_POISON_NESTING_DEPTH = 100_000
 
 MAX_QUEUED_FAULTS = 1000
 """More knobs than any test needs; a script adding them in a loop gets a 409, not a leak."""
@@ -76,6 +98,48 @@ ABSURD_VALUES: dict[Endpoint, tuple[tuple[str, str], ...]] = {
 """What ``absurd_values`` sets, one (field, value) per record from a page's first record on."""
 
 
+def _nested(depth: int) -> Any:
+    """A list nested ``depth`` levels deep, built without recursion: ``[[[...]]]``."""
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+_TWO_MEGABYTES_OF_URL = "https://explorer.invalid/" + "x" * 2_000_000
+_OVER_KAFKA_LIMIT = {"padding": "x" * 1_100_000}
+_DEEP = _nested(200)
+_LONG_ID = "poison-" + "x" * 300
+
+POISON_VALUES: dict[Endpoint, tuple[tuple[str, Any], ...]] = {
+    "assets": (
+        ("name", "\ud800"),
+        ("explorer", _TWO_MEGABYTES_OF_URL),
+        ("tokens", _OVER_KAFKA_LIMIT),
+        ("tokens", _DEEP),
+        ("id", _LONG_ID),
+        ("tokens", {"\udc00ethereum": ["0x0"]}),
+    ),
+    "exchanges": (
+        ("updated", 9_999_999_999_999_999),
+        ("name", "\ud800"),
+        ("exchangeUrl", _TWO_MEGABYTES_OF_URL),
+        ("notes", _OVER_KAFKA_LIMIT),
+        ("notes", _DEEP),
+        ("exchangeId", _LONG_ID),
+    ),
+    "history": (
+        ("time", 9_999_999_999_999_999),
+        ("date", "\ud800"),
+    ),
+}
+"""What ``poison`` sets, one (field, value) per record from a page's first record on: values
+outside their domain that once failed a poll, a send or a batch (a lone surrogate fails UTF-8
+encoding; a 2 MB record fails Kafka's 1 MiB; 9999999999999999 ms overflows Spark's
+``timestamp_millis``), and ones no column declares (an extra field's size, depth, or a lone
+surrogate in its name). Each page holding all of them is under 8 MiB, the ingestors' cap."""
+
+
 class Fault(BaseModel):
     """One fault knob; ``count`` is how many more requests it affects (None: until cleared)."""
 
@@ -87,6 +151,8 @@ class Fault(BaseModel):
     seconds: float = Field(default=1.0, ge=0, le=600)
     status: int = Field(default=500, ge=500, le=599)
     size_bytes: int = Field(default=10_000_000, ge=1, le=100_000_000)
+    poison: PagePoison = "timestamp"
+    """``poison_page`` only: what it spoils."""
     endpoint: Endpoint | None = None
 
     @model_validator(mode="after")
@@ -214,16 +280,19 @@ def altered_records(
     fault: Fault | None, endpoint: Endpoint, records: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """The page's records as the fault leaves them: ``missing_id`` drops the first one's key,
-    ``absurd_values`` gives the first ones an absurd value each (``ABSURD_VALUES``)."""
+    ``absurd_values`` gives the first ones an absurd value each (``ABSURD_VALUES``), ``poison``
+    a poison value each (``POISON_VALUES``)."""
     if fault is None or not records:
         return records
     if fault.mode == "missing_id":
         key = RECORD_KEYS[endpoint]
         return [{name: value for name, value in records[0].items() if name != key}, *records[1:]]
-    if fault.mode == "absurd_values":
-        absurd = ABSURD_VALUES.get(endpoint, ())
+    if fault.mode in ("absurd_values", "poison"):
+        values = (ABSURD_VALUES if fault.mode == "absurd_values" else POISON_VALUES).get(
+            endpoint, ()
+        )
         return [
-            record | dict([absurd[number]]) if number < len(absurd) else record
+            record | dict([values[number]]) if number < len(values) else record
             for number, record in enumerate(records)
         ]
     return records
@@ -234,3 +303,35 @@ def absurd_record_count(fault: Fault | None, endpoint: Endpoint, records: int) -
     if fault is None or fault.mode != "absurd_values":
         return 0
     return min(records, len(ABSURD_VALUES.get(endpoint, ())))
+
+
+def poison_record_count(fault: Fault | None, endpoint: Endpoint, records: int) -> int:
+    """How many of a page's ``records`` (from the first) ``fault`` poisoned."""
+    if fault is None or fault.mode != "poison":
+        return 0
+    return min(records, len(POISON_VALUES[endpoint]))
+
+
+class EscapedJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped, as CoinCap may send it: so a lone surrogate
+    in a poison value goes out as the escape ``"\\ud800"`` (UTF-8 cannot carry it raw)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+def page_response(
+    fault: Fault | None, records: list[dict[str, Any]], timestamp_ms: int
+) -> Response:
+    """The 200 answer carrying ``records``; a ``poison_page`` knob spoils it as it says."""
+    if fault is None or fault.mode != "poison_page":
+        return EscapedJSONResponse({"data": records, "timestamp": timestamp_ms})
+    if fault.poison == "timestamp":
+        return EscapedJSONResponse({"data": records, "timestamp": PAGE_POISON_TIMESTAMP})
+    # Nesting no JSON encoder of ours could write: spliced in as text.
+    marker = "__poison_nesting__"
+    first = [{**records[0], "nested": marker}] if records else [{"nested": marker}]
+    text = json.dumps({"data": [*first, *records[1:]], "timestamp": timestamp_ms})
+    depth = PAGE_POISON_NESTING_DEPTH
+    body = text.replace(json.dumps(marker), "[" * depth + "]" * depth, 1)
+    return Response(body, status_code=200, media_type="application/json")

@@ -2,13 +2,17 @@
 
 uvicorn owns the signals: on SIGTERM or Ctrl-C it stops serving and runs the app's lifespan
 shutdown, which lets the poll in flight finish and flushes the buffer to Kafka before the process
-exits. A ``DesiredStateWatcher`` follows the control topic and tells the loop to pause, stop,
-start or restart; the loop polls nothing before it has read its desired state.
+exits (what Kafka does not take in time stays in the durable spool for the next start). The
+spool is opened before anything else, so the polls an earlier run left in it go first, and a
+second ingestor of the same name on the same spool is refused at start. A
+``DesiredStateWatcher`` follows the control topic and tells the loop to pause, stop, start or
+restart; the loop polls nothing before it has read its desired state.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,6 +23,7 @@ from services.ingestor import metrics
 from services.ingestor.loop import Ingestor
 from services.ingestor.models import IngestorHealth
 from services.ingestor.specs import IngestorSpec
+from services.ingestor.spool import SpoolInUse
 from shared.coincap.client import CoinCapClient
 from shared.control_state import DesiredStateWatcher
 from shared.logging import configure_logging
@@ -72,5 +77,11 @@ def run_ingestor(spec: IngestorSpec, settings: Settings, port: int) -> None:
         metrics.COINCAP_REQUEST_DURATION.labels(endpoint).observe(seconds)
 
     client = CoinCapClient.from_settings(settings, on_response=observe)
-    app = create_app(Ingestor(spec, settings, client, wait_for_desired_state=True))
+    ingestor = Ingestor(spec, settings, client, wait_for_desired_state=True)
+    try:
+        ingestor.delivery.open_spool()
+    except SpoolInUse as error:
+        print(f"coinstream: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    app = create_app(ingestor)
     uvicorn.run(app, host=settings.bind_host, port=port, log_config=None, access_log=False)

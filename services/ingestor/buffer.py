@@ -2,19 +2,26 @@
 
 Polling does not stop while the broker is down; the buffer holds what was fetched and the sender
 hands it to the producer, oldest poll first, several polls at a time. It is bounded by a record
-count: past the bound the oldest poll that the producer has not started on is dropped, and the
-caller counts and logs the loss. Polls the producer has started on are never dropped, so a poll
-is either delivered completely or dropped before any of it was sent.
+count and by the bytes of its messages (the durable spool beside it, ``spool``, holds the same
+polls): past either bound the oldest poll that the producer has not started on is dropped, and
+the caller counts and logs the loss. Polls the producer has started on are never dropped, so a
+poll is either delivered completely or dropped before any of it was sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
+from services.ingestor.spool import message_bytes
 from shared.envelope import OutgoingMessage
+
+OverflowReason = Literal["buffer_full", "spool_full"]
+"""Which bound a dropped poll made room under: the records (``buffer_full``) or the bytes
+(``spool_full``)."""
 
 
 @dataclass(eq=False)
@@ -32,6 +39,18 @@ class PendingPoll:
     first_send_position: int = 0
     """Where ``sends[0]`` stands in the current producer's hand-over order (the order of every
     record it was given), for telling which of two snapshots of a key is the newer."""
+    spooled: bool = False
+    """The durable spool holds this poll: a stop or a kill before Kafka has it loses nothing."""
+    held_bytes: int = field(init=False)
+    """The bytes of ``undelivered`` (keys and values), as the spool's bound counts them."""
+
+    def __post_init__(self) -> None:
+        self.held_bytes = message_bytes(self.undelivered)
+
+    def keep(self, messages: list[OutgoingMessage]) -> None:
+        """Owe Kafka only ``messages`` from now on (a session ended with the rest settled)."""
+        self.undelivered = messages
+        self.held_bytes = message_bytes(messages)
 
     @property
     def waiting_records(self) -> int:
@@ -52,21 +71,42 @@ class PendingPoll:
         return self.acknowledged == len(self.undelivered)
 
 
+class Dropped(NamedTuple):
+    """A poll dropped to keep the buffer within its bounds, and which bound it made room under."""
+
+    poll: PendingPoll
+    reason: OverflowReason
+
+
 class DeliveryBuffer:
-    """A FIFO of polls bounded by the number of unacknowledged records in it.
+    """A FIFO of polls bounded by the number of unacknowledged records in it, and by the bytes of
+    the messages it holds.
 
     The sender hands polls over from the front, so the started polls are a prefix of the queue;
     overflow drops the oldest poll after them (never the front one, even before it is started).
+    ``on_release`` hears of each poll let go once delivered (for the spool to forget it).
     """
 
-    def __init__(self, max_records: int) -> None:
+    def __init__(
+        self,
+        max_records: int,
+        max_bytes: int | None = None,
+        on_release: Callable[[PendingPoll], None] | None = None,
+    ) -> None:
         self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.on_release = on_release
         self._polls: deque[PendingPoll] = deque()
         self._changed = asyncio.Event()
 
     @property
     def records(self) -> int:
         return sum(poll.waiting_records for poll in self._polls)
+
+    @property
+    def bytes(self) -> int:
+        """The bytes of the messages held, acknowledged ones included until their poll goes."""
+        return sum(poll.held_bytes for poll in self._polls)
 
     @property
     def polls(self) -> int:
@@ -77,15 +117,23 @@ class DeliveryBuffer:
         """Polls the current producer holds part of and Kafka has not fully acknowledged."""
         return sum(1 for poll in self._polls if poll.started and not poll.delivered)
 
-    def add(self, poll: PendingPoll) -> list[PendingPoll]:
-        """Queue a poll; return the polls dropped to keep within the bound, oldest first."""
+    def add(self, poll: PendingPoll) -> list[Dropped]:
+        """Queue a poll; return the polls dropped to keep within the bounds, oldest first."""
         dropped = []
         self._polls.append(poll)
         protected = max(1, sum(1 for each in self._polls if each.started))
-        records = self.records
-        while records > self.max_records and len(self._polls) > protected:
-            dropped.append(self._polls[protected])
-            records -= self._polls[protected].waiting_records
+        records, held_bytes = self.records, self.bytes
+        while len(self._polls) > protected:
+            if records > self.max_records:
+                reason: OverflowReason = "buffer_full"
+            elif self.max_bytes is not None and held_bytes > self.max_bytes:
+                reason = "spool_full"
+            else:
+                break
+            oldest = self._polls[protected]
+            dropped.append(Dropped(oldest, reason))
+            records -= oldest.waiting_records
+            held_bytes -= oldest.held_bytes
             del self._polls[protected]
         self.release_delivered()  # a poll of no records is delivered as it comes
         return dropped
@@ -103,7 +151,9 @@ class DeliveryBuffer:
         stays: if a record of the older poll must be sent again, the newer snapshots of its key
         show whether that would put it after them (see ``session.settle``)."""
         while self._polls and self._polls[0].delivered and self._polls[0].fully_handed_over:
-            self._polls.popleft()
+            released = self._polls.popleft()
+            if self.on_release is not None:
+                self.on_release(released)
         self.note_change()
 
     def note_change(self) -> None:
@@ -129,7 +179,8 @@ class DeliveryBuffer:
             await self.wait_for_change()
 
     def take_all(self) -> list[PendingPoll]:
-        """Empty the buffer and return what was in it (for counting a loss at shutdown)."""
+        """Empty the buffer and return what was in it (at shutdown: what the spool keeps for the
+        next start, or what is lost); ``on_release`` hears nothing of these."""
         polls = list(self._polls)
         self._polls.clear()
         self.note_change()

@@ -4,7 +4,13 @@ Both ingestors are this loop with a different ``IngestorSpec`` (endpoint, key fi
 The loop obeys the control topic and polls when its ``PollSchedule`` says a poll is due; it
 queues each poll with ``KafkaDelivery``, whose sender runs beside it, so a slow API delays no
 delivery and a broker outage stops no poll. Invalid records go to the dead-letter topic with
-the reason.
+the reason, and so does a record that cannot be a Kafka message as received (too large for
+Kafka, text UTF-8 cannot hold): no record can fail a poll or stop the ones behind it.
+
+Nothing stops the loop either. An unexpected error (a bug, or an input no check foresaw) is
+logged with its type and traceback, counted (``coinstream_ingest_loop_failures_total``) and
+shown as FAILED in ``/healthz``; the loop tries again by itself after a pause that grows while
+the errors go on (tenacity's jittered exponential wait), never sooner than the poll interval.
 
 The control service sets what the loop should be doing (``apply_desired_state``): PAUSED and
 STOPPED start no poll, so they spend no API credits; STOPPED also delivers what is buffered and
@@ -20,6 +26,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
+from tenacity.wait import wait_exponential_jitter
+
 from services.ingestor import metrics
 from services.ingestor.buffer import PendingPoll
 from services.ingestor.delivery import KafkaDelivery
@@ -30,14 +39,21 @@ from shared.coincap.errors import CoinCapError, QuotaExhausted
 from shared.coincap.models import validation_error
 from shared.control_state import Desired, DesiredState, restart_requested
 from shared.envelope import (
+    DEAD_LETTER_KEY_CHARS,
     OutgoingMessage,
     PollContext,
     dead_letter_message,
-    record_message,
+    record_or_dead_letter,
 )
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+LOOP_RETRY_FIRST_PAUSE_SECONDS = 1.0
+"""The pause after the poll loop's first unexpected error; each further one in a row doubles it."""
+LOOP_RETRY_MAX_PAUSE_SECONDS = 300.0
+"""The longest pause between tries of a failing poll loop: a fault that clears is noticed within
+five minutes, and a lasting one costs one try (and its log line) per five minutes."""
 
 
 class Ingestor:
@@ -73,6 +89,11 @@ class Ingestor:
         self._desired_known = asyncio.Event()
         self._control_changed = asyncio.Event()
         self._restart_requested = False
+        self._failure_pause = wait_exponential_jitter(
+            multiplier=LOOP_RETRY_FIRST_PAUSE_SECONDS,
+            max=LOOP_RETRY_MAX_PAUSE_SECONDS,
+            jitter=LOOP_RETRY_FIRST_PAUSE_SECONDS,
+        )
         if not wait_for_desired_state:
             self._desired_known.set()
 
@@ -115,25 +136,53 @@ class Ingestor:
             sender.cancel()
             await asyncio.gather(sender, return_exceptions=True)
             await self.delivery.close_producer()
+            await self.delivery.close_spool()
 
     async def stop(self) -> None:
         self._stopping.set()
 
     async def _poll_until_stopped(self) -> None:
-        """The poll loop, kept alive: a bug that ends it is reported as FAILED (in ``/healthz``
-        and so in the control service) until a restart command or shutdown."""
+        """The poll loop, kept alive. An unexpected error is reported as FAILED (in ``/healthz``
+        and so in the control service) and retried after a growing pause, which a control
+        command or shutdown ends at once; each poll made starts the count of errors again."""
         while not self._stopping.is_set():
-            try:
-                await self._poll_while_wanted()
-            except Exception as error:
-                logger.exception("%s: the poll loop failed", self.spec.name)
-                self.state = "FAILED"
-                self.last_error = f"the poll loop failed: {type(error).__name__}: {error}"
-                self.last_error_at = datetime.now(UTC)
-                while not self._stopping.is_set() and not self._restart_requested:
-                    await self._wait_for_change(None)
+            retrying = AsyncRetrying(
+                retry=retry_if_exception_type(Exception),
+                wait=self._failure_pause,
+                before_sleep=self._report_loop_failure,
+                sleep=self._pause_after_failure,
+                reraise=True,
+            )
+            await retrying(self._poll_when_wanted)
 
-    async def _poll_while_wanted(self) -> None:
+    def _report_loop_failure(self, retry_state: RetryCallState) -> None:
+        """Before the pause: log the error with its type and traceback, count it, show FAILED."""
+        error = retry_state.outcome.exception() if retry_state.outcome is not None else None
+        error_type = type(error).__name__
+        pause = retry_state.upcoming_sleep
+        logger.error(
+            "%s: the poll loop failed (%s: %s), %d time(s) in a row; trying again in %.1f s",
+            self.spec.name,
+            error_type,
+            error,
+            retry_state.attempt_number,
+            pause,
+            exc_info=error,
+        )
+        metrics.POLL_LOOP_FAILURES.labels(self.spec.name, error_type).inc()
+        self.state = "FAILED"
+        self.last_error = (
+            f"the poll loop failed: {error_type}: {error}; trying again by itself in {pause:.0f} s"
+        )
+        self.last_error_at = datetime.now(UTC)
+
+    async def _pause_after_failure(self, seconds: float) -> None:
+        """The pause before the next try; a control command or shutdown ends it at once."""
+        await self._wait_for_change(seconds)
+
+    async def _poll_when_wanted(self) -> None:
+        """Follow the desired state and the schedule until one poll has been made (then return,
+        so a failure after it starts its pauses from the first again), or until shutdown."""
         if not self._desired_known.is_set():
             logger.info(
                 "%s: reading its desired state from %s before the first poll",
@@ -152,7 +201,8 @@ class Ingestor:
             if wanted is not Desired.RUNNING:
                 await self._hold(wanted)
                 continue
-            self.state = "RUNNING"
+            if self.state != "FAILED":  # FAILED until a poll goes through again
+                self.state = "RUNNING"
             pause = self.schedule.quota_pause_remaining()
             if pause > 0:
                 await self._wait_for_change(pause)
@@ -162,8 +212,14 @@ class Ingestor:
                 # Resuming early waits out the interval: pause/resume cannot overspend credits.
                 await self._wait_for_change(due_in)
                 continue
-            await self.poll_once()
-            self.schedule.start_interval()
+            try:
+                await self.poll_once()
+            finally:
+                # Even after an error: a failing poll is tried again no sooner than the interval,
+                # so it spends no more credits than one that works.
+                self.schedule.start_interval()
+            self.state = "RUNNING"
+            return
 
     async def _hold(self, wanted: Desired) -> None:
         """PAUSED or STOPPED: poll nothing until the desired state changes or we shut down."""
@@ -272,6 +328,9 @@ class Ingestor:
         return poll
 
     def _messages_for(self, context: PollContext, records: list[Any]) -> list[OutgoingMessage]:
+        """One message per record: its data message, or its dead letter with the reason. Never
+        raises: what decides and what encodes are written never to (``validation_error``,
+        ``shared.envelope``)."""
         messages = []
         seen_keys: set[str] = set()
         for record in records:
@@ -282,25 +341,28 @@ class Ingestor:
                 # Offset paging can return a record twice when ranks move between pages.
                 reason = f"duplicate {self.spec.key_field} {key!r} within one poll"
             if reason is None and key is not None:
-                seen_keys.add(key)
-                messages.append(record_message(context, self.spec.topic, key, record))
+                message, reason = record_or_dead_letter(
+                    context, self.spec.topic, self.settings.topic_deadletter, key, record
+                )
+                if reason is None:
+                    seen_keys.add(key)
             else:
+                reason = reason or f"missing {self.spec.key_field}"
+                message = dead_letter_message(
+                    context, self.settings.topic_deadletter, key, record, reason
+                )
+            if reason is not None:
                 metrics.RECORDS_DEAD_LETTERED.labels(self.spec.name).inc()
                 logger.warning(
                     "%s: record dead-lettered: %s",
                     self.spec.name,
                     reason,
-                    extra={"poll_id": context.poll_id, "record_key": key},
+                    extra={
+                        "poll_id": context.poll_id,
+                        "record_key": key[:DEAD_LETTER_KEY_CHARS] if key else None,
+                    },
                 )
-                messages.append(
-                    dead_letter_message(
-                        context,
-                        self.settings.topic_deadletter,
-                        key,
-                        record,
-                        reason or f"missing {self.spec.key_field}",
-                    )
-                )
+            messages.append(message)
         return messages
 
     def _record_failure(self, outcome: str, error: Exception) -> None:

@@ -47,12 +47,20 @@ RECORDS_PRODUCED = Counter(
 )
 RECORDS_DEAD_LETTERED = Counter(
     "coinstream_records_dead_lettered_total",
-    "Records that failed validation and were sent to the dead-letter topic.",
+    "Records sent to the dead-letter topic: invalid, or unable to be a Kafka message as "
+    "received (too large, not valid Unicode).",
     ["ingestor"],
+)
+POLL_LOOP_FAILURES = Counter(
+    "coinstream_ingest_loop_failures_total",
+    "Unexpected errors in the poll loop (a bug, or an input no check foresaw), by error type; "
+    "the ingestor reports FAILED and tries again by itself after a growing pause.",
+    ["ingestor", "error"],
 )
 RECORDS_DROPPED = Counter(
     "coinstream_records_dropped_total",
-    "Records lost because the delivery buffer overflowed or shutdown could not flush them.",
+    "Records lost: the buffer or spool overflowed, shutdown could not flush or spool them, or "
+    "a newer snapshot of their key was already in Kafka.",
     ["ingestor", "reason"],
 )
 BUFFER_RECORDS = Gauge(
@@ -68,6 +76,40 @@ KAFKA_SEND_FAILURES = Counter(
 RECORDS_RESENT = Counter(
     "coinstream_records_resent_total",
     "Records sent again after their producer was replaced before Kafka answered for them "
-    "(it stalled, or a restart or shutdown could not wait): each may be in Kafka twice.",
+    "(it stalled, or a restart or shutdown could not wait), or found in the spool when the "
+    "ingestor started again: each may be in Kafka twice.",
+    ["ingestor"],
+)
+SPOOL_RECORDS = Gauge(
+    "coinstream_ingest_spool_records",
+    "Records in the durable spool: fetched, written to disk, not yet all acknowledged.",
+    ["ingestor"],
+)
+SPOOL_BYTES = Gauge(
+    "coinstream_ingest_spool_bytes",
+    "Bytes of the messages (keys and values) in the durable spool.",
+    ["ingestor"],
+)
+SPOOL_WRITE_DURATION = Histogram(
+    "coinstream_ingest_spool_write_duration_seconds",
+    "Duration of one spool transaction (a poll written and fsynced, with the removals due).",
+    ["ingestor"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
+SPOOL_WRITE_FAILURES = Counter(
+    "coinstream_ingest_spool_write_failures_total",
+    "Spool transactions that failed (disk full, I/O error): the polls are delivered from "
+    "memory, and would be lost if the ingestor were killed before Kafka has them.",
+    ["ingestor"],
+)
+SPOOL_SET_ASIDE = Counter(
+    "coinstream_ingest_spool_set_aside_total",
+    "Spool files found unreadable or of another format at start, moved aside for a fresh one.",
+    ["ingestor"],
+)
+SPOOL_RECOVERED_RECORDS = Counter(
+    "coinstream_ingest_spool_recovered_records_total",
+    "Records found in the spool at start (fetched by an earlier run, not known to be in "
+    "Kafka), delivered before anything newly fetched.",
     ["ingestor"],
 )

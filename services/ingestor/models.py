@@ -22,7 +22,8 @@ class IngestorHealth(BaseModel):
 
     status: Literal["ok", "degraded"]
     """``ok``, or ``degraded`` while Kafka is unreachable, the quota is spent, the last poll
-    failed, the loop failed or has not read its desired state yet."""
+    failed, the loop failed or has not read its desired state yet, or polls are not being
+    spooled."""
     name: str
     endpoint: str
     topic: str
@@ -44,13 +45,23 @@ class IngestorHealth(BaseModel):
     dropped_records: int
     dropped_poll_ids: list[str]
     """The newest dropped poll ids; the log has every one."""
+    spool_path: str
+    """The durable spool's file (``COINSTREAM_INGEST_SPOOL_DIR``)."""
+    spooled_polls: int
+    spooled_records: int
+    """Records written to the spool and not yet all acknowledged by Kafka with their poll."""
+    spooled_bytes: int
+    spool_problem: str | None
+    """Why polls are not being spooled (the spool cannot be opened, or a write failed): a kill
+    would lose what is held. None while the spool works."""
 
     @classmethod
     def of(cls, ingestor: Ingestor) -> IngestorHealth:
         """The health report for the loop's, its schedule's and its delivery's state now."""
         schedule, delivery = ingestor.schedule, ingestor.delivery
         buffered_records = delivery.buffer.records
-        if ingestor.state in ("STARTING", "FAILED"):
+        spool = delivery.spool
+        if ingestor.state in ("STARTING", "FAILED") or delivery.spool_problem is not None:
             degraded = True
         elif ingestor.state in ("PAUSED", "STOPPED"):
             # Idle on purpose: no polls and possibly no producer; only undelivered records count.
@@ -86,4 +97,9 @@ class IngestorHealth(BaseModel):
             buffered_records=buffered_records,
             dropped_records=delivery.dropped_records,
             dropped_poll_ids=list(delivery.dropped_poll_ids),
+            spool_path=str(delivery.spool_path),
+            spooled_polls=spool.polls if spool is not None else 0,
+            spooled_records=spool.records if spool is not None else 0,
+            spooled_bytes=spool.bytes if spool is not None else 0,
+            spool_problem=redact_secrets(delivery.spool_problem, ingestor.settings),
         )

@@ -111,8 +111,19 @@ class PollSchedule:
 
     def pause_for_quota(self, retry_after_seconds: float | None) -> None:
         """CoinCap says the quota is spent: poll nothing for as long as it asks (or, when it
-        does not say, for ``COINSTREAM_QUOTA_PAUSE_SECONDS``)."""
-        pause = retry_after_seconds or self.settings.quota_pause_seconds
+        does not say, for ``COINSTREAM_QUOTA_PAUSE_SECONDS``), but never longer than
+        ``COINSTREAM_QUOTA_PAUSE_MAX_SECONDS``: a ``Retry-After`` of 1e12 would otherwise end
+        beyond the last date a ``datetime`` holds, and the poll loop with it."""
+        asked = retry_after_seconds or self.settings.quota_pause_seconds
+        pause = min(asked, self.settings.quota_pause_max_seconds)
+        if pause < asked:
+            logger.warning(
+                "%s: CoinCap asks for a pause of %g s; pausing for "
+                "COINSTREAM_QUOTA_PAUSE_MAX_SECONDS (%g s), then asking again",
+                self.spec.name,
+                asked,
+                pause,
+            )
         self.quota_exhausted_until = datetime.fromtimestamp(time.time() + pause, UTC)
         metrics.COINCAP_QUOTA_EXHAUSTED.labels(self.spec.name).set(1)
         logger.error(

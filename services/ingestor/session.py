@@ -172,7 +172,7 @@ def settle(polls: list[PendingPoll]) -> Settlement:
                 kept.append(message)
         if superseded:
             settlement.superseded[poll.poll_id] = superseded
-        poll.undelivered = kept
+        poll.keep(kept)
         poll.sends = []
         poll.acknowledged = 0
     return settlement

@@ -6,8 +6,9 @@ renames it into place: a committed file is whole or absent. A process killed bef
 leaves the temporary file behind. Spark never reads one back as state, but at batch 0 it refuses
 an ``offsets`` folder that is not empty (``STATE_STORE_CHECKPOINT_LOCATION_NOT_EMPTY``), so a
 kill during the very first offset-log write stopped every later start. Temporary files are
-provably not committed state, so the worker removes them before it starts its query (it is the
-only writer of its checkpoint: Spark runs one query per checkpoint).
+provably not committed state, so the worker removes them before it starts its query: it is the
+only writer of its checkpoint, since it holds the checkpoint's lease (``checkpoint_lease``)
+from before this until it stops.
 
 The offset log also says which Kafka offsets each batch was planned to read, which is how the
 worker counts records that retention deleted before they were read (``offsets.lost_ranges``).
@@ -68,8 +69,9 @@ class Checkpoint:
     def remove_unfinished_writes(self) -> list[str]:
         """Delete the temporary files of writes a killed process left; return their paths.
 
-        Call it only while no query runs on this checkpoint. On a checksummed file system (a
-        local path) Hadoop lists no ``.crc`` files and deletes each with its file.
+        Call it only while holding the checkpoint's lease and running no query on it: another
+        worker's files in flight look the same. On a checksummed file system (a local path)
+        Hadoop lists no ``.crc`` files and deletes each with its file.
         """
         if not self._fs.exists(self._root):
             return []

@@ -9,17 +9,22 @@ tables of one micro-batch are committed one after another, and a worker killed b
 commits leaves some tables of the batch written and others not.
 
 **Why a rerun is a no-op.** Spark runs the batch again after such a crash (or after a crash
-between the last commit and Spark's own checkpoint commit), with the same records and the same
-batch id. Every row the sink appends carries its batch's marker, ``<query id>:<batch id>``
-(``stream_batch``; the query id is the checkpoint's, which survives restarts and differs for a
-new checkpoint: ``batch_marker``). Before committing a table's rows the sink asks whether the
-table already holds that marker; if it does, that table's share of the batch was committed by
-an earlier run and is skipped. A commit is the one step that makes rows visible, so "the
-marker is there" and "this table's rows are there" are the same fact, whatever point the
-worker was killed at: before the commit nothing is there and the rerun writes it all; after
-it, the rerun skips it. A commit whose answer was lost fails the batch the same way; its rerun
-starts after the worker's restart pause (5 s or more) and a new start of the query, while a
-commit is one call that BigQuery completes or refuses at once, so the check never races it.
+between the last commit and Spark's own checkpoint commit), with the same records, the same
+batch id and the same offset range. Every row the sink appends carries its batch's marker,
+``<query id>:<batch id>:<offset range>`` (``stream_batch``; the query id is the checkpoint's,
+which survives restarts and differs for a new checkpoint, and the range is a digest of the
+offsets the checkpoint's offset log says the batch reads: ``batch_marker``). Before committing a
+table's rows the sink asks whether the table already holds that marker; if it does, that
+table's share of the batch was committed by an earlier run and is skipped. A commit is the one
+step that makes rows visible, so "the marker is there" and "this table's rows are there" are
+the same fact, whatever point the worker was killed at: before the commit nothing is there and
+the rerun writes it all; after it, the rerun skips it. A commit whose answer was lost fails the
+batch the same way; its rerun starts after the worker's restart pause (5 s or more) and a new
+start of the query, while a commit is one call that BigQuery completes or refuses at once, so
+the check never races it. A batch of a checkpoint restored from an older copy can carry an old
+batch id over other offsets: its marker differs, so its records are written, never skipped. A
+marker written before markers named their range (``<query id>:<batch id>``) never matches
+(``batch_marker`` says why).
 
 **Why the check is cheap.** Spark runs batches one after another and commits each to its
 checkpoint before planning the next, so only the *first* batch a run executes can be a rerun.
@@ -38,9 +43,9 @@ would mean looking up every batch's keys in the table (the MERGE's scan, which t
 to avoid), so duplicates are resolved where rows are read: every view and dashboard query picks
 one row per key and snapshot (docs/warehouse.md#two-sinks-one-guarantee).
 
-Runs must not overlap on one checkpoint (Spark allows one active query per checkpoint); the
-``run_id`` the worker passes is fresh each time it starts the query, which is how the sink
-knows a run's first batch.
+Runs must not overlap on one checkpoint: the worker holds the checkpoint's lease while it
+runs (``checkpoint_lease``). The ``run_id`` the worker passes is fresh each time it starts the
+query, which is how the sink knows a run's first batch.
 """
 
 from __future__ import annotations
@@ -58,7 +63,7 @@ from google.cloud import bigquery
 from google.cloud.bigquery_storage_v1 import BigQueryWriteClient, types
 
 from services.stream_worker.arrow_batch import ARROW_TYPES
-from services.stream_worker.batch_marker import CheckpointBatches, batch_marker
+from services.stream_worker.batch_marker import BatchMarker, CheckpointBatches, batch_marker
 from services.stream_worker.batch_phases import phase
 from services.stream_worker.sink import oldest_event
 from services.stream_worker.storage_write_client import table_path
@@ -166,7 +171,8 @@ class StorageWriteSink:
         run = self._run_of(run_id, batch_id)
         if rows.num_rows == 0:
             return 0
-        marker = batch_marker(run.query_id, batch_id)
+        with phase("checkpoint.offset_range"):
+            marker = batch_marker(run.query_id, batch_id, self.batches.offset_range(batch_id))
         if batch_id == run.first_batch and self.committed_already(table, rows, marker, batch_id):
             logger.info(
                 "batch %d: %s already holds its %d rows (marker %s): not written again",
@@ -189,22 +195,45 @@ class StorageWriteSink:
     def committed_already(
         self, table: TableSchema, rows: pa.Table, marker: str, batch_id: int
     ) -> bool:
-        """Whether ``table`` holds rows of the batch named ``marker`` (see the module doc)."""
+        """Whether ``table`` holds rows of the batch named ``marker`` (see the module doc).
+
+        It also looks for the batch's marker without a range, only to say so: such rows were
+        written before markers named their range, and the batch is written all the same.
+        """
+        expected = BatchMarker.parse(marker)
+        legacy = f"{expected.query_id}:{expected.batch_id}"
         since, until = self.check_range(table, rows, batch_id)
         bounds = f"`{table.partition_column}` >= @since"
         parameters = [
             bigquery.ScalarQueryParameter("marker", "STRING", marker),
+            bigquery.ScalarQueryParameter("legacy", "STRING", legacy),
             bigquery.ScalarQueryParameter("since", "TIMESTAMP", since),
         ]
         if until is not None:
             bounds += f" AND `{table.partition_column}` <= @until"
             parameters.append(bigquery.ScalarQueryParameter("until", "TIMESTAMP", until))
         sql = (
-            f"SELECT 1 AS found FROM `{table_id(self.settings, table)}` "
-            f"WHERE {bounds} AND `{STREAM_BATCH.name}` = @marker LIMIT 1"
+            f"SELECT DISTINCT `{STREAM_BATCH.name}` AS marker "
+            f"FROM `{table_id(self.settings, table)}` "
+            f"WHERE {bounds} AND `{STREAM_BATCH.name}` IN (@marker, @legacy)"
         )
         with phase(f"{table.table}.rerun_check"):
-            return bool(run_query(self.client, self.settings, sql, parameters))
+            found = [
+                BatchMarker.parse(row["marker"])
+                for row in run_query(self.client, self.settings, sql, parameters) or []
+            ]
+        if any(stored.same_batch_as(expected) for stored in found):
+            return True
+        if found:
+            logger.warning(
+                "batch %d: %s holds rows marked %s, written before markers named their offset "
+                "range, so whether they are this batch's records cannot be told: the batch is "
+                "written (at worst a second copy, which every view reads once)",
+                batch_id,
+                table.table,
+                legacy,
+            )
+        return False
 
     def check_range(
         self, table: TableSchema, rows: pa.Table, batch_id: int

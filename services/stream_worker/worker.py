@@ -5,9 +5,10 @@ transformed (``transforms``), written exactly once (``sink``), and then its offs
 committed to the worker's consumer group (``offsets``) so that lag is visible. A failing batch
 stops the query, and a query may fail to start; either way the worker starts it again from its
 checkpoint after a pause that grows with failures in a row, so the batch is run again and the
-stream keeps going. Before each start it removes what a killed worker left half-written in the
-checkpoint (``checkpoint``); each batch counts the records retention deleted before they were
-read (``data_loss``).
+stream keeps going. Before it touches the checkpoint it takes the checkpoint's lease, so no
+second worker runs on it (``checkpoint_lease``); before each start it removes what a killed
+worker left half-written in the checkpoint (``checkpoint``); each batch counts the records
+retention deleted before they were read (``data_loss``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from tenacity import (
 from services.stream_worker import batch_phases, metrics
 from services.stream_worker.arrow_batch import split_batch
 from services.stream_worker.checkpoint import Checkpoint
+from services.stream_worker.checkpoint_lease import LeaseKeeper, LeaseLost, checkpoint_lease
 from services.stream_worker.data_loss import LostRange, lost_ranges, with_lost_ranges
 from services.stream_worker.faults import FaultPoint, kill_worker
 from services.stream_worker.jars import worker_jars
@@ -127,6 +129,8 @@ class StreamWorker:
         self._failures_in_a_row = 0
         self._batch_rows: BatchRows | None = None
         """Made at the first batch, when Spark's JVM is up, and kept (see ``BatchRows``)."""
+        self._lease_lost: LeaseLost | None = None
+        """Set when another worker may hold the checkpoint now: nothing more may be written."""
 
     # --- the micro-batch -----------------------------------------------------------------------
 
@@ -144,12 +148,16 @@ class StreamWorker:
             with batch_phases.recording() as phases:
                 with batch_phases.phase("spark.define"):
                     if self._batch_rows is None:
-                        self._batch_rows = BatchRows(self._record_tables())
+                        self._batch_rows = BatchRows(
+                            self._record_tables(), self.settings.snapshot_time_window_hours
+                        )
                     rows = self._batch_rows.of_messages(batch)
                 collected = batch_phases.collect_arrow(rows, "batch")
                 with batch_phases.phase("arrow.split"):
                     split = split_batch(collected, list(RECORD_TABLES))
                 lost = self._lost_ranges(batch_id, split.coordinates)
+                if self._lease_lost is not None:
+                    raise self._lease_lost  # a successor may be writing: this batch is theirs
                 written: dict[str, int] = {}
                 for table in RECORD_TABLES:
                     written[table.table] = self._sink.write(
@@ -289,6 +297,8 @@ class StreamWorker:
     def _start_query(self, spark: SparkSession) -> StreamingQuery:
         settings = self.settings
         assert self._checkpoint is not None
+        if self._lease_lost is not None:
+            raise self._lease_lost  # another worker's writes in flight look unfinished
         removed = self._checkpoint.remove_unfinished_writes()
         if removed:
             logger.warning(
@@ -317,6 +327,46 @@ class StreamWorker:
         return query
 
     def run(self) -> None:
+        """Hold the checkpoint's lease and run the query until ``stop``.
+
+        The lease comes first: before the worker waits for Kafka and the warehouse and before
+        it touches the checkpoint, so a second worker refuses at once (``CheckpointHeld``, one
+        line naming the holder), and leaves the first's files alone. It is released after a
+        clean stop. A lease lost while running stops the query at once, without waiting for
+        its batch, and ends ``run`` with ``LeaseLost``: another worker may be writing.
+        """
+        lease = checkpoint_lease(self.settings)
+        if lease is None:
+            logger.warning(
+                "the checkpoint %s is on a file system the worker takes no lease on; make sure "
+                "no other stream worker runs on it (two would both write its batches)",
+                self.settings.checkpoint_location,
+            )
+            self._run_query()
+            return
+        lease.acquire()
+        logger.info("holding the lease on the checkpoint %s", lease.location)
+        keeper = LeaseKeeper(lease, self._lose_lease)
+        keeper.start()
+        try:
+            self._run_query()
+        finally:
+            keeper.stop()
+            if self._lease_lost is None:
+                lease.release()
+        if self._lease_lost is not None:
+            raise self._lease_lost
+
+    def _lose_lease(self, error: LeaseLost) -> None:
+        """Stop writing at once: from the lease's thread, the moment the lease is lost."""
+        logger.error("%s; stopping the query at once, without waiting for its batch", error)
+        self._lease_lost = error
+        self._stopping.set()
+        query = self._query
+        if query is not None and query.isActive:
+            query.stop()
+
+    def _run_query(self) -> None:
         """Run until ``stop``, obeying the desired state the control service sets.
 
         RUNNING: the query runs; a failed query is started again from its checkpoint after a
@@ -417,9 +467,13 @@ class StreamWorker:
         self._stopping.set()
 
     def _shutdown(self) -> None:
-        """Let a batch in progress finish (up to a limit), then stop the query and Spark."""
+        """Let a batch in progress finish (up to a limit; not with the lease lost), then stop
+        the query and Spark."""
         if self._query is not None and self._query.isActive:
-            self._stop_query_gracefully(self._query)
+            if self._lease_lost is not None:
+                self._query.stop()
+            else:
+                self._stop_query_gracefully(self._query)
         self.status.state = "STOPPED"
         if self._committer is not None:
             self._committer.close()

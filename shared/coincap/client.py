@@ -4,7 +4,11 @@ Every request costs CoinCap credits, so the client retries only what a retry can
 timeouts, connection errors, a short burst of 429s honouring ``Retry-After``), fails at once on a
 bad key or a retired API version, and stops paging after ``max_pages`` so that a server ignoring
 ``offset`` cannot burn a month's quota. A body is read up to ``max_response_bytes`` and no
-further, so a huge or endless answer fails the poll instead of filling memory. Records come back
+further, so a huge or endless answer fails the poll instead of filling memory. Whatever the body
+holds, a page either comes back or fails with a ``CoinCapError`` (JSON nested past the parser's
+recursion limit included), and a page's own ``timestamp`` must be a time the warehouse can store
+and lie within ``snapshot_time_window_hours`` of now, or the page is a ``MalformedResponse``:
+every record of the page would carry that time. Records come back
 raw: validating them is the caller's job (``shared.coincap.models``), because invalid records
 still go to the dead-letter topic as sent.
 """
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import Any, Literal, Self
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -35,9 +39,8 @@ from shared.coincap.errors import (
     RetiredApiVersion,
     UnexpectedStatus,
 )
-
-if TYPE_CHECKING:
-    from shared.settings import Settings
+from shared.schemas import ASSETS
+from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +57,15 @@ DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 """A full page of 2000 assets is under 1 MB; eight times that is no listing CoinCap sends."""
 
 _BODY_ENCODING_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
+
+DEFAULT_SNAPSHOT_TIME_WINDOW_HOURS: float = Settings.model_fields[
+    "snapshot_time_window_hours"
+].default
+"""``COINSTREAM_SNAPSHOT_TIME_WINDOW_HOURS``'s default, for clients made without settings."""
+
+SNAPSHOT_TIME_RANGE_MS = ASSETS.column("source_timestamp").timestamp_range_ms
+"""The epoch milliseconds a page ``timestamp`` may be: what the ``source_timestamp`` column
+holds (BigQuery's TIMESTAMP range)."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +94,8 @@ class CoinCapClient:
 
     ``http_client`` or ``transport`` let tests run against the simulator in-process. An injected
     ``http_client`` is not closed by ``aclose``: whoever made it owns it. ``sleep`` is what waits
-    between retries (tests pass a recorder instead of ``asyncio.sleep``).
+    between retries (tests pass a recorder instead of ``asyncio.sleep``); ``clock`` (epoch
+    seconds) is the "now" a page's ``timestamp`` must lie within ``snapshot_time_window_hours`` of.
     """
 
     def __init__(
@@ -98,6 +111,8 @@ class CoinCapClient:
         retry_after_max_seconds: float = 60.0,
         max_pages: int = 50,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        snapshot_time_window_hours: float = DEFAULT_SNAPSHOT_TIME_WINDOW_HOURS,
+        clock: Callable[[], float] = time.time,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         on_response: ResponseObserver | None = None,
@@ -115,6 +130,8 @@ class CoinCapClient:
         self.max_retries = max_retries
         self.max_pages = max_pages
         self.max_response_bytes = max_response_bytes
+        self.snapshot_time_window_ms = snapshot_time_window_hours * 3_600_000
+        self._clock = clock
         # A Retry-After longer than this is not a burst limit but a spent quota: waiting it out
         # inside one poll would stall the ingestor, so the client gives up at once instead.
         self.retry_after_max_seconds = retry_after_max_seconds
@@ -144,6 +161,7 @@ class CoinCapClient:
             timeout_seconds=settings.coincap_timeout_seconds,
             max_retries=settings.coincap_max_retries,
             max_response_bytes=settings.coincap_max_response_bytes,
+            snapshot_time_window_hours=settings.snapshot_time_window_hours,
             on_response=on_response,
         )
 
@@ -235,7 +253,23 @@ class CoinCapClient:
         except (httpx.TransportError, TimeoutError) as error:
             attempts = retrying.statistics["attempt_number"]
             raise CoinCapUnavailable(url, attempts, self._describe_failure(error)) from error
-        return _page_from(url, response)
+        return self._page_from(url, response)
+
+    def _page_from(self, url: str, response: httpx.Response) -> tuple[list[Any], int]:
+        """The records and the timestamp of one answer, or the error saying why there are none."""
+        records, timestamp_ms = _page_from(url, response)
+        now_ms = self._clock() * 1000
+        if abs(timestamp_ms - now_ms) > self.snapshot_time_window_ms:
+            hours = (timestamp_ms - now_ms) / 3_600_000
+            raise MalformedResponse(
+                url,
+                f"'timestamp' {timestamp_ms} is {abs(hours):.1f} h "
+                f"{'ahead of' if hours > 0 else 'behind'} this machine's clock, outside "
+                f"COINSTREAM_SNAPSHOT_TIME_WINDOW_HOURS "
+                f"({self.snapshot_time_window_ms / 3_600_000:g} h); if the server's clock is "
+                "right, check this machine's",
+            )
+        return records, timestamp_ms
 
     async def _send(
         self, endpoint: Endpoint | Literal["history"], url: str, params: dict[str, int | str]
@@ -339,9 +373,15 @@ def _retry_after_seconds(response: httpx.Response) -> float | None:
 
 
 def _page_from(url: str, response: httpx.Response) -> tuple[list[Any], int]:
-    """The records and the timestamp of one answer, or the error saying why there are none."""
+    """The records and the timestamp of one answer, or the error saying why there are none; the
+    timestamp within what the warehouse can store (its window around now is the client's)."""
     try:
         body = response.json()
+    except RecursionError:
+        # Python's parser recurses once per level: a few kilobytes of "[[[[..." reach its limit.
+        raise MalformedResponse(
+            url, "the body is JSON nested deeper than the parser's recursion limit"
+        ) from None
     except ValueError:
         raise MalformedResponse(url, f"the body is not JSON: {response.text[:80]!r}") from None
     if not isinstance(body, dict) or "data" not in body:
@@ -358,4 +398,11 @@ def _page_from(url: str, response: httpx.Response) -> tuple[list[Any], int]:
         or not math.isfinite(timestamp)
     ):
         raise MalformedResponse(url, f"'timestamp' is missing or not a number: {timestamp!r}")
+    low, high = SNAPSHOT_TIME_RANGE_MS
+    if not low <= timestamp <= high:
+        raise MalformedResponse(
+            url,
+            f"'timestamp' {timestamp!r} is outside BigQuery's TIMESTAMP range "
+            f"({low} to {high} epoch milliseconds)",
+        )
     return data, int(timestamp)

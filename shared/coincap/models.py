@@ -6,7 +6,12 @@ record invalid; every other field may be missing or null. "Is a number" means ex
 stream worker's casts store: a finite FLOAT64 ("1e400", "NaN" are not), a 64-bit integer
 written with digits only ("1e3", "1.0" are not), so ingest and warehouse never disagree. A
 number below its column's ``minimum`` (``shared.schemas``: a negative supply or price, rank 0)
-is absurd and makes the record invalid too, as the worker quarantines it. The
+is absurd and makes the record invalid too, as the worker quarantines it. So does every other
+domain a column declares there: a text that is not valid Unicode (a lone surrogate escape such as
+``"\\ud800"``) or longer than its ``text_length_limit``, a time outside BigQuery's TIMESTAMP
+range (an exchange ``updated`` of 9999999999999999), and a record nested deeper than
+``MAX_RECORD_NESTING_DEPTH``. The checks are derived from the columns, so a domain declared once
+is checked here and in the worker alike. The
 ingestors publish the raw record either way (valid ones to the data topic, invalid ones to the
 dead-letter topic with the reason from ``validation_error``), so nothing here changes what is
 published; the models exist to decide, and to give the reason.
@@ -17,12 +22,18 @@ from __future__ import annotations
 import math
 import re
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, PlainValidator, StringConstraints, ValidationError
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from shared.schemas import ASSETS, EXCHANGES, TableSchema
+from shared.schemas import (
+    ASSETS,
+    EXCHANGES,
+    MAX_RECORD_NESTING_DEPTH,
+    ColumnType,
+    TableSchema,
+)
 
 RecordKind = Literal["assets", "exchanges"]
 
@@ -179,24 +190,107 @@ MINIMUMS: dict[RecordKind, dict[str, int]] = {
 """Per record kind, each CoinCap field's smallest meaningful value, from the table schemas."""
 
 
+def _text_limits(table: TableSchema) -> dict[str, int]:
+    return {
+        column.source_field: column.text_length_limit
+        for column in table.columns
+        if column.source_field is not None and column.type is ColumnType.STRING
+    }
+
+
+TEXT_LIMITS: dict[RecordKind, dict[str, int]] = {
+    "assets": _text_limits(ASSETS),
+    "exchanges": _text_limits(EXCHANGES),
+}
+"""Per record kind, each CoinCap text field's most characters, from the table schemas."""
+
+
+def _timestamp_ranges(table: TableSchema) -> dict[str, tuple[int, int]]:
+    return {
+        column.source_field: column.timestamp_range_ms
+        for column in table.columns
+        if column.source_field is not None and column.type is ColumnType.TIMESTAMP
+    }
+
+
+TIMESTAMP_RANGES: dict[RecordKind, dict[str, tuple[int, int]]] = {
+    "assets": _timestamp_ranges(ASSETS),
+    "exchanges": _timestamp_ranges(EXCHANGES),
+}
+"""Per record kind, the epoch milliseconds each CoinCap time field may be, from the schemas."""
+
+
 def validation_error(kind: RecordKind, raw: object) -> str | None:
     """None when ``raw`` is a valid ``kind`` record, else a short reason for the dead-letter topic.
 
-    Reasons look like ``missing required field 'id'``, ``priceUsd: not a number: 'abc'`` or
-    ``rank: '0' is below the minimum 1``; several problems are joined with ``"; "``.
+    Reasons look like ``missing required field 'id'``, ``priceUsd: not a number: 'abc'``,
+    ``rank: '0' is below the minimum 1`` or ``name: not valid Unicode: a lone surrogate at
+    character 0``; several problems are joined with ``"; "``. Never raises, whatever ``raw``
+    holds: it decides what the dead-letter topic gets.
     """
     if not isinstance(raw, dict):
         return f"record is not a JSON object: got {type(raw).__name__}"
+    if nesting_deeper_than(raw, MAX_RECORD_NESTING_DEPTH):
+        return f"record nested more than {MAX_RECORD_NESTING_DEPTH} levels deep"
+    problems = _text_problems(kind, raw)
     try:
         record = RECORD_MODELS[kind].model_validate(raw)
     except ValidationError as error:
-        return "; ".join(_describe(detail) for detail in error.errors())
-    below = [
+        return "; ".join([*(_describe(detail) for detail in error.errors()), *problems])
+    problems += [
         f"{field}: {_shorten(repr(raw[field]))} is below the minimum {minimum}"
         for field, minimum in MINIMUMS[kind].items()
         if (value := getattr(record, field)) is not None and value < minimum
     ]
-    return "; ".join(below) or None
+    problems += [
+        f"{field}: {_shorten(repr(raw[field]))} is outside BigQuery's TIMESTAMP range "
+        f"({low} to {high} epoch milliseconds)"
+        for field, (low, high) in TIMESTAMP_RANGES[kind].items()
+        if (value := getattr(record, field)) is not None and not low <= value <= high
+    ]
+    return "; ".join(problems) or None
+
+
+def _text_problems(kind: RecordKind, raw: dict[Any, Any]) -> list[str]:
+    """Why the record's text fields are outside their domain: not valid Unicode (a lone
+    surrogate, which no UTF-8 message can carry), or longer than the column holds."""
+    problems = []
+    for field, limit in TEXT_LIMITS[kind].items():
+        value = raw.get(field)
+        if not isinstance(value, str):
+            continue  # a missing or non-text value is the model's to judge
+        surrogate = lone_surrogate_at(value)
+        if surrogate is not None:
+            problems.append(
+                f"{field}: not valid Unicode: a lone surrogate at character {surrogate}"
+            )
+        if len(value) > limit:
+            problems.append(f"{field}: {len(value)} characters, more than the limit of {limit}")
+    return problems
+
+
+def lone_surrogate_at(text: str) -> int | None:
+    """The index of the first lone surrogate in ``text`` (JSON's ``"\\ud800"`` decodes to one),
+    or None when ``text`` is valid Unicode and so UTF-8 can hold it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return error.start
+    return None
+
+
+def nesting_deeper_than(value: object, limit: int) -> bool:
+    """Whether ``value`` (parsed JSON) nests objects and arrays more than ``limit`` levels deep.
+    Walks without recursion, so no depth can raise ``RecursionError`` here."""
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _describe(detail: ErrorDetails) -> str:

@@ -2,7 +2,9 @@
 
 ``make chaos`` runs every case here; ``make test`` runs only the fast ones (marked
 ``integration``). ``COINSTREAM_CHAOS_LONG_MINUTES`` sets the long run's length (default 10),
-``COINSTREAM_CHAOS_WORKER_KILLS`` the random worker kills (default 20).
+``COINSTREAM_CHAOS_WORKER_KILLS`` the random worker kills (default 20),
+``COINSTREAM_CHAOS_INGESTOR_KILLS`` the rounds of ingestor kills during broker outages (default
+3).
 """
 
 from __future__ import annotations

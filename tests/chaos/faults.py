@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from services.coincap_simulator.faults import ABSURD_VALUES
+from services.coincap_simulator.faults import ABSURD_VALUES, POISON_VALUES
 from tests.chaos.pipeline import ChaosPipeline
 from tests.conftest import wait_for
 
@@ -27,12 +27,21 @@ STORM: list[dict[str, Any]] = [
     {"mode": "absurd_values", "count": 1, "endpoint": "exchanges"},
     # 10 MB, past the ingestors' COINSTREAM_COINCAP_MAX_RESPONSE_BYTES (8 MiB): refused.
     {"mode": "oversized_body", "count": 1, "size_bytes": 10_000_000},
+    # Beside healthy records: an exchange `updated` of 9999999999999999, lone surrogates, a 2 MB
+    # URL, a record over Kafka's 1 MiB, a field nested 200 deep, a 300-character id.
+    {"mode": "poison", "count": 1, "endpoint": "assets"},
+    {"mode": "poison", "count": 1, "endpoint": "exchanges"},
+    # Whole pages refused as malformed: a timestamp of 1e16, JSON nested 100,000 deep.
+    {"mode": "poison_page", "count": 1, "poison": "timestamp"},
+    {"mode": "poison_page", "count": 1, "poison": "nesting"},
 ]
 """One CoinCap fault storm: 429 bursts, 5xx, a timeout, malformed JSON, records without ids,
-absurd values and a 10 MB body. The knobs queue, so both ingestors take turns suffering them."""
+absurd values, a 10 MB body, poison records and poison pages. The knobs queue, so both
+ingestors take turns suffering them."""
 
 STORM_RECORDS_WITHOUT_ID = 2
 STORM_ABSURD_RECORDS = sum(len(values) for values in ABSURD_VALUES.values())
+STORM_POISON_RECORDS = len(POISON_VALUES["assets"]) + len(POISON_VALUES["exchanges"])
 STORM_OVERSIZED_BODIES = 1
 
 

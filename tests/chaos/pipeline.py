@@ -78,6 +78,10 @@ class ChaosPipeline:
                 "COINSTREAM_ASSET_INGESTOR_PORT": str(PORTS["asset-ingestor"]),
                 "COINSTREAM_EXCHANGE_INGESTOR_PORT": str(PORTS["exchange-ingestor"]),
                 "COINSTREAM_DASHBOARD_PORT": str(PORTS["dashboard"]),
+                # Spools of its own: nothing another pipeline's ingestors left is sent here.
+                "COINSTREAM_INGEST_SPOOL_DIR": str(
+                    TEST_STATE_DIR / f"ingest-spool-{name}-{secrets.token_hex(4)}"
+                ),
             },
             PORTS["stream-worker"],
         )
@@ -186,6 +190,14 @@ class ChaosPipeline:
         }
 
     # --- faults ----------------------------------------------------------------------------
+
+    def kill_service(self, name: str) -> None:
+        """SIGKILL one of ``SERVICES`` (no flush, no clean-up); ``start_service`` starts it
+        again."""
+        process = self.services[name].process
+        assert process is not None
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
 
     def kill_worker(self) -> None:
         """SIGKILL the worker and its Spark JVM together, as a crashed container loses both."""

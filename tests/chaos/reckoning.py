@@ -2,8 +2,8 @@
 
 A record is (id, the answer's timestamp): what the worker's MERGE keys on. Every record the
 simulator served in a 200 answer is owed to the warehouse exactly once, unless something
-accounts for it: a record without an id, or with an absurd value (the simulator's log names
-those), goes to the dead-letter topic with the reason, a row the worker could not read goes to
+accounts for it: a record without an id, or with an absurd or poison value (the simulator's log
+names those), goes to the dead-letter topic with the reason, a row the worker could not read goes to
 the quarantine table, a record an ingestor had to drop is counted in its ``dropped_records``.
 A body too large to read is refused, with no record served, and counted by the ingestors
 (``coinstream_coincap_requests_total{status="too_large"}``). A page answered late (after a
@@ -41,6 +41,7 @@ class Reckoning:
     out_of_order_keys: int
     served_without_id: int
     served_absurd: int
+    served_poison: int
     dead_lettered: int
     dead_letters_without_reason: int
     quarantined: int
@@ -56,9 +57,11 @@ class Reckoning:
         assert self.duplicated == 0, self.as_dict()
         assert self.unexpected == 0, self.as_dict()
         assert self.out_of_order_keys == 0, self.as_dict()
-        # Each record served without an id or with an absurd value is a dead letter (nothing
-        # else dead-letters here), and each says why.
-        assert self.dead_lettered == self.served_without_id + self.served_absurd, self.as_dict()
+        # Each record served without an id or with an absurd or poison value is a dead letter
+        # (nothing else dead-letters here), and each says why.
+        assert self.dead_lettered == (
+            self.served_without_id + self.served_absurd + self.served_poison
+        ), self.as_dict()
         assert self.dead_letters_without_reason == 0, self.as_dict()
 
 
@@ -74,14 +77,15 @@ def reckon(pipeline: ChaosPipeline) -> Reckoning:
     owed: set[tuple[str, str, int]] = set()
     late: set[tuple[str, str, int]] = set()
     without_id = 0
-    absurd = 0
+    absurd = poison = 0
     for page in served_pages(pipeline.simulator_url):
         absurd += len(page["absurd"])
+        poison += len(page["poison"])
         for record_id in page["ids"]:
             if record_id is None:
                 without_id += 1
                 continue
-            if record_id in page["absurd"]:
+            if record_id in page["absurd"] or record_id in page["poison"]:
                 continue  # owed to the dead-letter topic; in the tables it is "unexpected"
             record = (page["endpoint"], record_id, page["timestamp"])
             (late if page["delayed"] else owed).add(record)
@@ -119,6 +123,7 @@ def reckon(pipeline: ChaosPipeline) -> Reckoning:
         out_of_order_keys=out_of_order,
         served_without_id=without_id,
         served_absurd=absurd,
+        served_poison=poison,
         dead_lettered=len(dead),
         dead_letters_without_reason=sum(
             1 for message in dead if not json.loads(message.value or b"{}").get("reason")

@@ -16,6 +16,7 @@ import pytest
 from tests.chaos.faults import (
     STORM_ABSURD_RECORDS,
     STORM_OVERSIZED_BODIES,
+    STORM_POISON_RECORDS,
     STORM_RECORDS_WITHOUT_ID,
     concurrent_commands,
     fault_storm,
@@ -54,6 +55,7 @@ def test_a_coincap_fault_storm_loses_nothing_it_does_not_count(pipeline: ChaosPi
     report("fast: one CoinCap fault storm", reckoning, knobs=knobs)
     assert reckoning.served_without_id == STORM_RECORDS_WITHOUT_ID
     assert reckoning.served_absurd == STORM_ABSURD_RECORDS
+    assert reckoning.served_poison == STORM_POISON_RECORDS
     assert reckoning.refused_too_large == STORM_OVERSIZED_BODIES
     reckoning.assert_exactly_once()
 

@@ -33,6 +33,7 @@ async def test_the_served_log_lists_each_page_with_its_ids_and_timestamp() -> No
         "ids": [None, *(record["id"] for record in page["data"][1:])],
         "delayed": False,
         "absurd": [],
+        "poison": [],
     }
     assert second["endpoint"] == "exchanges" and second["delayed"] is True
     assert len(second["ids"]) == 2 and None not in second["ids"]

@@ -9,6 +9,7 @@ import pytest
 from tests.chaos.faults import (
     STORM_ABSURD_RECORDS,
     STORM_OVERSIZED_BODIES,
+    STORM_POISON_RECORDS,
     STORM_RECORDS_WITHOUT_ID,
     fault_storm,
 )
@@ -33,6 +34,7 @@ def test_repeated_coincap_fault_storms(pipeline: ChaosPipeline) -> None:
     report("CoinCap fault storms", reckoning, storms=STORMS, knobs=knobs)
     assert reckoning.served_without_id == STORM_RECORDS_WITHOUT_ID * STORMS
     assert reckoning.served_absurd == STORM_ABSURD_RECORDS * STORMS
+    assert reckoning.served_poison == STORM_POISON_RECORDS * STORMS
     assert reckoning.refused_too_large == STORM_OVERSIZED_BODIES * STORMS
     reckoning.assert_exactly_once()
 

@@ -52,7 +52,7 @@ class ClusterRun:
         self.cluster = cluster
         self.worker = worker
         self.expected: set[tuple[str, int]] = set()
-        self.next_source_ms = 1_796_000_000_000
+        self.next_source_ms = int(time.time() * 1000)  # within the snapshot time window
         self.peaks: dict[str, float] = {}
 
     def produce_backlog(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -91,7 +92,8 @@ CASES = [("priceUsd", "price_usd", text) for text in DOUBLE_EDGES] + [
 def test_ingest_accepts_exactly_what_the_worker_stores_as_a_finite_number(
     spark: SparkSession,
 ) -> None:
-    context = PollContext("p1", "assets", "coincap-simulator", 1_795_819_260_254, 1_795_819_260_300)
+    now_ms = int(time.time() * 1000)  # a snapshot is checked against the processing time
+    context = PollContext("p1", "assets", "coincap-simulator", now_ms, now_ms + 46)
     records = {
         f"edge-{number}": {"id": f"edge-{number}", field: json.loads(text)}
         for number, (field, _, text) in enumerate(CASES)

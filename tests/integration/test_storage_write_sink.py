@@ -4,6 +4,7 @@ where a rerun can be, and a record published twice stored twice but read once.""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -103,6 +104,47 @@ def test_a_rerun_of_a_batch_appended_but_not_committed_writes_it(
     assert count(settings, ASSETS) == 5
 
 
+def test_a_rerun_over_the_same_offsets_is_found_and_adds_nothing(
+    settings: Settings, checkpoint: SparkCheckpointFolder
+) -> None:
+    checkpoint.plan(0, end=40)
+    rows = assets(5)
+    new_sink(settings, checkpoint).write(ASSETS, rows, "first", 0)
+    new_sink(settings, checkpoint).write(ASSETS, rows, "rerun", 0)
+    assert count(settings, ASSETS) == 5
+
+
+def test_a_restored_checkpoint_s_batch_over_other_offsets_is_written_not_skipped(
+    settings: Settings, checkpoint: SparkCheckpointFolder
+) -> None:
+    """A checkpoint restored from an older copy plans batch 0 again, over the offsets that
+    arrived since: same query id, same batch id, other records. They must be stored."""
+    checkpoint.plan(0, end=40)
+    new_sink(settings, checkpoint).write(ASSETS, assets(5), "before-restore", 0)
+    checkpoint.plan(0, end=90)  # the restored copy's batch 0 reads further
+    new_sink(settings, checkpoint).write(ASSETS, assets(5), "after-restore", 0)
+    assert count(settings, ASSETS) == 10
+    markers = stored(settings, ASSETS, "DISTINCT stream_batch")
+    assert len(markers) == 2 and {marker.rsplit(":", 1)[0] for marker in markers} == {
+        f"{checkpoint.batches().query_id()}:0"
+    }
+
+
+def test_rows_marked_before_markers_named_their_range_never_make_a_batch_a_rerun(
+    settings: Settings, checkpoint: SparkCheckpointFolder, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rows stored under ``<query id>:<batch id>`` cannot say which offsets they hold: the
+    batch is written (at worst a copy the views read once), never skipped, and the log says so."""
+    checkpoint.plan(0, end=40)
+    query_id = checkpoint.batches().query_id()
+    old = new_sink(settings, checkpoint)
+    old.commit(ASSETS, old.append(ASSETS, marked_rows(ASSETS, assets(5), f"{query_id}:0")))
+    with caplog.at_level(logging.WARNING, logger="services.stream_worker.storage_write_sink"):
+        new_sink(settings, checkpoint).write(ASSETS, assets(5), "upgraded", 0)
+    assert count(settings, ASSETS) == 10
+    assert f"assets holds rows marked {query_id}:0, written before markers named" in caplog.text
+
+
 def test_only_the_first_batch_of_a_run_is_checked(
     settings: Settings, checkpoint: SparkCheckpointFolder
 ) -> None:
@@ -129,7 +171,10 @@ def test_a_new_checkpoint_s_batch_is_not_taken_for_an_old_one(
     new_sink(settings, new).write(ASSETS, assets(3), "new-run", 0)
     assert count(settings, ASSETS) == 6
     markers = sorted(stored(settings, ASSETS, "DISTINCT stream_batch"))
-    expected = [batch_marker(folder.batches().query_id(), 0) for folder in (old, new)]
+    expected = [
+        batch_marker(folder.batches().query_id(), 0, folder.batches().offset_range(0))
+        for folder in (old, new)
+    ]
     assert markers == sorted(expected)
 
 

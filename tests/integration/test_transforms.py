@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,10 +27,13 @@ from services.stream_worker.transforms import (
     with_supply_ratio,
 )
 from shared.schemas import ASSETS, EXCHANGES, QUARANTINE
+from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-SOURCE_MS = 1_795_819_260_254
+SOURCE_MS = int(time.time() * 1000)
+"""Now: a snapshot's time must lie within COINSTREAM_SNAPSHOT_TIME_WINDOW_HOURS of the batch."""
+WINDOW_HOURS = Settings(_env_file=None).snapshot_time_window_hours
 BITCOIN = {
     "id": "bitcoin",
     "rank": "1",
@@ -148,7 +152,7 @@ def test_unparseable_messages_get_a_reason(spark: SparkSession) -> None:
             ],
         )
     )
-    collected = BatchRows([(ASSETS, "a")]).of_parsed(parsed).toArrow()
+    collected = BatchRows([(ASSETS, "a")], WINDOW_HOURS).of_parsed(parsed).toArrow()
     reasons = {row["offset"]: row["reason"] for row in unparseable_rows(collected).to_pylist()}
     assert reasons == {
         0: "value is not valid JSON",
@@ -190,7 +194,7 @@ def test_one_collect_splits_into_each_tables_rows_and_the_quarantine(spark: Spar
         )
     )
     tables = [(ASSETS, "a"), (EXCHANGES, "e")]
-    collected = BatchRows(tables).of_parsed(parsed).toArrow()
+    collected = BatchRows(tables, WINDOW_HOURS).of_parsed(parsed).toArrow()
     split = split_batch(collected, [ASSETS, EXCHANGES])
 
     assert [row["id"] for row in split.rows["assets"].to_pylist()] == ["bitcoin"]
@@ -215,7 +219,9 @@ def test_one_collect_types_each_row_as_the_per_table_step_does(spark: SparkSessi
     parsed = parse_envelopes(
         kafka_messages(spark, [("a", envelope(BITCOIN)), ("a", envelope(tiny))])
     )
-    one_collect = table_rows_of(BatchRows([(ASSETS, "a")]).of_parsed(parsed).toArrow(), ASSETS)
+    one_collect = table_rows_of(
+        BatchRows([(ASSETS, "a")], WINDOW_HOURS).of_parsed(parsed).toArrow(), ASSETS
+    )
     per_table = table_rows(rows_for_topic(parsed, "a"), ASSETS).toArrow()
     drop = ["processing_timestamp", "raw_value"]  # stamped per query; kept only for problems
     assert (

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pyarrow as pa
 
 from services.stream_worker.arrow_batch import QUARANTINE_SCHEMA, quarantine_rows, valid_rows
-from services.stream_worker.transforms import COORDINATES
+from services.stream_worker.sink import INLINE_MERGE_MAX_ROWS, rows_parameter
+from services.stream_worker.transforms import (
+    COORDINATES,
+    RAW_VALUE_MAX_CHARACTERS,
+    REASON_MAX_CHARACTERS,
+)
 from shared.schemas import EXCHANGES, QUARANTINE
 
 SOURCE = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -81,3 +87,25 @@ def test_an_empty_table_stays_empty() -> None:
     empty = exchange_rows([{"exchange_id": "x", "offset": 0}]).slice(0, 0)
     assert valid_rows(empty, EXCHANGES).num_rows == 0
     assert quarantine_rows(empty).num_rows == 0
+
+
+def test_the_largest_quarantine_rows_fit_one_merge_request() -> None:
+    """``RAW_VALUE_MAX_CHARACTERS`` and ``REASON_MAX_CHARACTERS`` against the request the MERGE
+    sink sends: as many rows as it sends inline, each as large as the worker makes them, in
+    characters that JSON escapes the longest (beyond U+FFFF: two ``\\uXXXX``), stay under
+    BigQuery's 10 MB a request."""
+    widest = "\U0001f600"
+    note = f"; raw_value is the first {RAW_VALUE_MAX_CHARACTERS} of 2147483647 characters"
+    row = {
+        "topic": "t" * 249,  # Kafka's longest topic name
+        "partition": 2**31 - 1,
+        "offset": 2**63 - 1,
+        "kafka_timestamp": SOURCE,
+        "raw_value": widest * RAW_VALUE_MAX_CHARACTERS,
+        "reason": widest * REASON_MAX_CHARACTERS + note,
+        "processing_timestamp": SOURCE,
+    }
+    rows = pa.Table.from_pylist([row] * INLINE_MERGE_MAX_ROWS, schema=QUARANTINE_SCHEMA)
+    # As google-cloud-bigquery sends a job: the resource as JSON, non-ASCII escaped.
+    request = json.dumps(rows_parameter(QUARANTINE, rows).to_api_repr()).encode()
+    assert len(request) < 10_000_000, len(request)

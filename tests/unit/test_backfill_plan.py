@@ -1,17 +1,20 @@
 """Backfill planning: windows that cover a range once, skip what the ledger holds, and cost what
-they are estimated to; and the ledger that remembers them."""
+they are estimated to; the ledger that remembers them; and the messages a window's points become."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from services.backfill import BackfillRequest, BackfillRequestError, Ledger, plan_backfill
+from services.backfill.job import history_messages
 from services.backfill.ledger import BackfillAlreadyRunning
 from services.backfill.plan import Window, estimate_credits, last_complete_point_ms, plan_windows
 from shared.coincap.history import INTERVAL_MS, point_times
+from shared.envelope import fits_in_kafka
 from shared.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -137,3 +140,42 @@ def test_a_wrong_request_is_refused_before_anything_is_spent(
 ) -> None:
     with Ledger(tmp_path) as ledger, pytest.raises(BackfillRequestError, match=problem):
         plan_backfill(request(**overrides), settings_in(tmp_path), ledger)
+
+
+@pytest.mark.parametrize(
+    ("point", "reason"),
+    [
+        (
+            {"priceUsd": "1.0", "time": 9_999_999_999_999_999},
+            "history point 'time' 9999999999999999 is outside BigQuery's TIMESTAMP range "
+            "(-62135596800000 to 253402300799999 epoch milliseconds)",
+        ),
+        ({"priceUsd": "1.0", "time": "1790000000000"}, "history point has no numeric 'time'"),
+        ({"priceUsd": "1.0", "time": True}, "history point has no numeric 'time'"),
+        (
+            {"priceUsd": "1.0", "time": T0, "date": "\ud800"},
+            "not valid Unicode: a lone surrogate in date",
+        ),
+        (
+            {"priceUsd": "1.0", "time": T0, "note": "x" * 1_100_000},
+            "the record makes a 1100",
+        ),
+    ],
+    ids=["time-9999999999999999", "time-as-text", "time-true", "lone-surrogate", "over-1-MiB"],
+)
+def test_a_history_point_the_table_cannot_hold_is_dead_lettered_beside_the_rest(
+    point: dict[str, object], reason: str
+) -> None:
+    settings = Settings(_env_file=None)
+    window = Window("bitcoin", "h1", T0, T0 + HOUR)
+    sound = {"priceUsd": "2.0", "circulatingSupply": "19000000", "time": T0 + HOUR}
+    messages, invalid = history_messages(settings, window, [point, sound], T0 + DAY)
+
+    assert invalid == 1
+    dead, kept = messages
+    assert (dead.topic, kept.topic) == (settings.topic_deadletter, settings.topic_history)
+    assert json.loads(dead.value)["reason"].startswith(reason)
+    assert fits_in_kafka(dead.key, dead.value)
+    record = json.loads(kept.value)
+    assert record["source_timestamp"] == T0 + HOUR
+    assert record["record"] == {**sound, "id": "bitcoin", "interval": "h1"}

@@ -7,6 +7,7 @@ Waits between retries go to a recorder instead of ``asyncio.sleep``, so the test
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ from shared.coincap import (
     UnexpectedStatus,
     validation_error,
 )
+from shared.settings import Settings
 
 pytestmark = pytest.mark.unit
 
@@ -135,7 +137,10 @@ async def test_timestamp_is_the_first_pages() -> None:
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), event_hooks={"response": [remember_timestamp]}
     ) as http:
-        async with CoinCapClient(BASE_URL, http_client=http, page_limit=40) as client:
+        # The client's "now" is the simulator's, or its snapshots would be years old.
+        async with CoinCapClient(
+            BASE_URL, http_client=http, page_limit=40, clock=lambda: now[0]
+        ) as client:
             result = await client.fetch_all("assets")
         assert not http.is_closed
 
@@ -307,6 +312,51 @@ async def test_envelopes_that_are_not_coincap_raise_malformed_response(
             await client.fetch_all("assets")
 
 
+@pytest.mark.parametrize(
+    ("poison", "problem"),
+    [
+        # 1e16 ms is year 318,857: past BigQuery's TIMESTAMP range (and Spark's timestamp_millis).
+        ("timestamp", "'timestamp' 1e\\+16 is outside BigQuery's TIMESTAMP range"),
+        # 100,000 levels of "[": Python's parser raises RecursionError, not a ValueError.
+        ("nesting", "nested deeper than the parser's recursion limit"),
+    ],
+)
+async def test_a_poison_page_is_a_malformed_response_not_a_crash(poison: str, problem: str) -> None:
+    app = simulator()
+    await add_fault(app, mode="poison_page", poison=poison)
+    observer = ResponseRecorder()
+    async with client_for(app, on_response=observer) as client:
+        with pytest.raises(MalformedResponse, match=problem):
+            await client.fetch_all("assets")
+    assert observer.statuses == [200]  # refused whole, not asked again
+
+
+@pytest.mark.parametrize(
+    ("hours_from_now", "accepted"),
+    [(0.0, True), (-719.0, True), (719.0, True), (-721.0, False), (24 * 365.0, False)],
+)
+async def test_a_page_timestamp_must_lie_within_the_snapshot_window_around_now(
+    hours_from_now: float, accepted: bool
+) -> None:
+    now = 1_800_000_000.0
+    timestamp = int((now + hours_from_now * 3600) * 1000)
+    page = {"data": [{"id": "bitcoin"}], "timestamp": timestamp}
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=page))
+    async with CoinCapClient(BASE_URL, transport=transport, clock=lambda: now) as client:
+        if accepted:
+            assert (await client.fetch_all("assets")).timestamp_ms == timestamp
+        else:
+            with pytest.raises(MalformedResponse, match="COINSTREAM_SNAPSHOT_TIME_WINDOW_HOURS"):
+                await client.fetch_all("assets")
+
+
+async def test_the_snapshot_window_comes_from_the_settings() -> None:
+    settings = Settings(_env_file=None, snapshot_time_window_hours=1000)
+    client = CoinCapClient.from_settings(settings)
+    assert client.snapshot_time_window_ms == 1000 * 3_600_000
+    await client.aclose()
+
+
 async def test_the_v2_retirement_payload_raises_retired_api_version() -> None:
     app = simulator()
     await add_fault(app, mode="retired_v2")
@@ -340,7 +390,7 @@ async def test_a_record_missing_its_id_is_returned_and_fails_validation() -> Non
 
 
 async def test_a_server_ignoring_offset_cannot_page_forever() -> None:
-    page = {"data": [{"id": "bitcoin"}] * 40, "timestamp": 1}
+    page = {"data": [{"id": "bitcoin"}] * 40, "timestamp": int(time.time() * 1000)}
     transport = httpx.MockTransport(lambda request: httpx.Response(200, json=page))
     async with CoinCapClient(BASE_URL, transport=transport, page_limit=40, max_pages=3) as client:
         with pytest.raises(MalformedResponse, match="ignoring 'offset'"):

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from shared.coincap.models import AssetRecord, ExchangeRecord, validation_error
+from shared.schemas import MAX_RECORD_NESTING_DEPTH, TIMESTAMP_MAX_MS, TIMESTAMP_MIN_MS
 
 pytestmark = pytest.mark.unit
 
@@ -158,3 +159,111 @@ def test_validation_does_not_change_the_raw_record() -> None:
 def test_only_the_key_is_required() -> None:
     assert validation_error("assets", {"id": "newcoin", "priceUsd": None, "rank": None}) is None
     assert validation_error("exchanges", {"exchangeId": "tinyex", "tradingPairs": None}) is None
+
+
+# --- Domains: each column's, from shared/schemas.py -----------------------------------------
+
+
+def nested_list(depth: int) -> list[Any]:
+    """``[[...]]`` ``depth`` levels deep, built without recursion."""
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("kind", "record", "reason"),
+    [
+        # Spark's timestamp_millis overflows past BigQuery's range and fails the whole batch.
+        (
+            "exchanges",
+            {**KRAKEN, "updated": 9999999999999999},
+            "updated: 9999999999999999 is outside BigQuery's TIMESTAMP range "
+            f"({TIMESTAMP_MIN_MS} to {TIMESTAMP_MAX_MS} epoch milliseconds)",
+        ),
+        (
+            "exchanges",
+            {**KRAKEN, "updated": str(TIMESTAMP_MIN_MS - 1)},
+            f"updated: '{TIMESTAMP_MIN_MS - 1}' is outside BigQuery's TIMESTAMP range "
+            f"({TIMESTAMP_MIN_MS} to {TIMESTAMP_MAX_MS} epoch milliseconds)",
+        ),
+        # JSON's "\ud800" escape decodes to a lone surrogate, which no UTF-8 message can carry.
+        (
+            "assets",
+            {**BITCOIN, "name": "\ud800"},
+            "name: not valid Unicode: a lone surrogate at character 0",
+        ),
+        (
+            "exchanges",
+            {**KRAKEN, "exchangeUrl": "https://kraken.com/\udfff"},
+            "exchangeUrl: not valid Unicode: a lone surrogate at character 19",
+        ),
+        (
+            "assets",
+            {**BITCOIN, "explorer": "x" * 2_000_000},
+            "explorer: 2000000 characters, more than the limit of 2048",
+        ),
+        ("assets", {**BITCOIN, "id": "b" * 201}, "id: 201 characters, more than the limit of 200"),
+        (
+            "exchanges",
+            {**KRAKEN, "exchangeId": "k" * 300},
+            "exchangeId: 300 characters, more than the limit of 200",
+        ),
+        (
+            "assets",
+            {**BITCOIN, "symbol": "S" * 1025, "name": "\ud800" * 2},
+            "symbol: 1025 characters, more than the limit of 200; "
+            "name: not valid Unicode: a lone surrogate at character 0",
+        ),
+        (
+            "assets",
+            {**BITCOIN, "tokens": nested_list(32)},
+            f"record nested more than {MAX_RECORD_NESTING_DEPTH} levels deep",
+        ),
+        # Far past Python's recursion limit: the check walks without recursing.
+        (
+            "exchanges",
+            {**KRAKEN, "notes": nested_list(50_000)},
+            f"record nested more than {MAX_RECORD_NESTING_DEPTH} levels deep",
+        ),
+    ],
+    ids=[
+        "updated-9999999999999999",
+        "updated-before-year-1",
+        "lone-surrogate-name",
+        "lone-surrogate-url",
+        "explorer-2-MB",
+        "asset-id-too-long",
+        "exchange-id-too-long",
+        "several-text-problems",
+        "nested-33-levels",
+        "nested-50000-levels",
+    ],
+)
+def test_values_outside_their_domain_are_refused_with_the_reason(
+    kind: Any, record: object, reason: str
+) -> None:
+    assert validation_error(kind, record) == reason
+
+
+def test_a_text_problem_is_named_beside_the_models_own() -> None:
+    reason = validation_error("assets", {**BITCOIN, "priceUsd": "abc", "name": "\ud800"})
+    assert reason == (
+        "priceUsd: not a number: 'abc'; name: not valid Unicode: a lone surrogate at character 0"
+    )
+
+
+def test_values_at_the_edges_of_their_domain_are_valid() -> None:
+    edges = [
+        ("exchanges", {**KRAKEN, "updated": TIMESTAMP_MAX_MS}),
+        ("exchanges", {**KRAKEN, "updated": TIMESTAMP_MIN_MS}),
+        ("exchanges", {**KRAKEN, "exchangeId": "k" * 200, "name": "N" * 200}),
+        ("assets", {**BITCOIN, "explorer": "x" * 2048, "symbol": "S" * 200}),
+        # Non-ASCII text is valid Unicode: only lone surrogates are not.
+        ("assets", {**BITCOIN, "name": "Ünïcödé 币 🚀", "symbol": "₿"}),
+        # The record is level 1, so its fields may nest 31 levels more.
+        ("assets", {**BITCOIN, "tokens": nested_list(MAX_RECORD_NESTING_DEPTH - 1)}),
+    ]
+    for kind, record in edges:
+        assert validation_error(kind, record) is None, record  # type: ignore[arg-type]

@@ -146,6 +146,14 @@ def test_kafka_keeps_its_log_on_its_volume_and_offers_a_host_listener() -> None:
 def test_state_volumes_are_named_and_mounted_where_the_services_keep_state() -> None:
     assert SERVICES["bigquery"]["volumes"] == ["bigquery-data:/data"]
     assert SERVICES["stream-worker"]["volumes"] == ["worker-checkpoints:/data"]
+    # Each ingestor's spool under its state dir, on a volume of its own (one spool per name).
+    for name in ("asset-ingestor", "exchange-ingestor"):
+        state_dir = Path(environment(SERVICES[name])["COINSTREAM_STATE_DIR"])
+        assert SERVICES[name]["volumes"] == [f"{name}-spool:{state_dir}"], name
+        spool_dir = Settings(_env_file=None, state_dir=state_dir).ingest_spool_directory
+        assert spool_dir.is_relative_to(state_dir), name
+        assert "COINSTREAM_INGEST_SPOOL_DIR" not in environment(SERVICES[name]), name
+        assert f"{name}-spool" in COMPOSE["volumes"], name
     assert "prometheus-data:/prometheus" in SERVICES["prometheus"]["volumes"]
     assert "VOLUME" not in DOCKERFILE.split(), "VOLUME makes an anonymous volume at every up"
 

@@ -26,6 +26,7 @@ NOT_SETTINGS = {
     "COINSTREAM_TEST_PORT_OFFSET",
     "COINSTREAM_CHAOS_LONG_MINUTES",
     "COINSTREAM_CHAOS_WORKER_KILLS",
+    "COINSTREAM_CHAOS_INGESTOR_KILLS",
 }
 """Variables the docs name that are read outside ``Settings``: which env file to read (by
 ``Settings`` itself, before any field), the tests' port offset (by ``tests/conftest.py``) and

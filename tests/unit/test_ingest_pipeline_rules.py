@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.ingestor.buffer import DeliveryBuffer, PendingPoll
+from services.ingestor.buffer import DeliveryBuffer, Dropped, PendingPoll
 from services.ingestor.session import settle
 from shared.envelope import OutgoingMessage
 
@@ -89,7 +89,7 @@ async def test_overflow_drops_the_oldest_waiting_poll_never_one_in_flight() -> N
     hand_over(second, 2, ["unanswered"])  # partly handed over
 
     fourth = poll_of(4, ["a", "b"])
-    assert buffer.add(fourth) == [third]
+    assert buffer.add(fourth) == [Dropped(third, "buffer_full")]
     assert buffer.polls_in_flight == 2 and buffer.records == 6
     assert buffer.next_to_hand_over() is second
 

@@ -46,8 +46,11 @@ async def http(clock: Clock) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def coincap(http: httpx.AsyncClient) -> CoinCapClient:
-    return CoinCapClient("http://simulator/v3", http_client=http, max_retries=2, sleep=no_wait)
+def coincap(http: httpx.AsyncClient, clock: Clock) -> CoinCapClient:
+    """A client whose "now" is the simulator's, or its answers would be years away from now."""
+    return CoinCapClient(
+        "http://simulator/v3", http_client=http, max_retries=2, sleep=no_wait, clock=clock
+    )
 
 
 async def test_history_is_coincap_shaped_and_the_same_when_asked_again(
@@ -55,7 +58,7 @@ async def test_history_is_coincap_shaped_and_the_same_when_asked_again(
 ) -> None:
     end = int(START * 1000)
     start = end - 30 * 24 * HOUR_MS
-    first = await coincap(http).fetch_history("bitcoin", "h1", start, end)
+    first = await coincap(http, clock).fetch_history("bitcoin", "h1", start, end)
     assert len(first.records) == 30 * 24 + 1
     point = first.records[0]
     assert set(point) == {"priceUsd", "time", "circulatingSupply", "date"}
@@ -63,37 +66,43 @@ async def test_history_is_coincap_shaped_and_the_same_when_asked_again(
     assert Decimal(point["priceUsd"]) > 0 and Decimal(point["circulatingSupply"]) > 0
     assert point["date"].endswith("Z")
     clock.now += 7200  # the market moves on; the past it already told stays as it was
-    again = await coincap(http).fetch_history("bitcoin", "h1", start, end)
+    again = await coincap(http, clock).fetch_history("bitcoin", "h1", start, end)
     assert again.records == first.records
-    resumed = await coincap(http).fetch_history("bitcoin", "h1", start + 24 * HOUR_MS, end)
+    resumed = await coincap(http, clock).fetch_history("bitcoin", "h1", start + 24 * HOUR_MS, end)
     assert resumed.records == first.records[24:]
 
 
 async def test_the_last_point_is_the_current_price(http: httpx.AsyncClient, clock: Clock) -> None:
     clock.now += 3 * 3600  # three hours of live market since the simulator started
     now_ms = int(clock.now * 1000)
-    points = (await coincap(http).fetch_history("ethereum", "m1", now_ms - HOUR_MS, now_ms)).records
+    client = coincap(http, clock)
+    points = (await client.fetch_history("ethereum", "m1", now_ms - HOUR_MS, now_ms)).records
     assets = (await http.get("/v3/assets", params={"ids": "ethereum"})).json()["data"]
     current = Decimal(assets[0]["priceUsd"])
     assert points[-1]["time"] == now_ms // 60_000 * 60_000
     assert Decimal(points[-1]["priceUsd"]) == current
     # And the made-up past joins the live one without a jump: a day before, a plausible price.
-    day = await coincap(http).fetch_history("ethereum", "h1", now_ms - 24 * HOUR_MS, now_ms)
+    day = await coincap(http, clock).fetch_history("ethereum", "h1", now_ms - 24 * HOUR_MS, now_ms)
     assert all(0.5 < Decimal(p["priceUsd"]) / current < 2 for p in day.records)
 
 
-async def test_no_point_is_later_than_the_current_tick(http: httpx.AsyncClient) -> None:
+async def test_no_point_is_later_than_the_current_tick(
+    http: httpx.AsyncClient, clock: Clock
+) -> None:
     now_ms = int(START * 1000)
-    future = await coincap(http).fetch_history("bitcoin", "h1", now_ms, now_ms + 48 * HOUR_MS)
+    client = coincap(http, clock)
+    future = await client.fetch_history("bitcoin", "h1", now_ms, now_ms + 48 * HOUR_MS)
     assert [point["time"] for point in future.records] == [now_ms // HOUR_MS * HOUR_MS][
         : len(future.records)
     ]
 
 
-async def test_a_quota_fault_on_history_stops_the_client(http: httpx.AsyncClient) -> None:
+async def test_a_quota_fault_on_history_stops_the_client(
+    http: httpx.AsyncClient, clock: Clock
+) -> None:
     await http.post("/_simulator/faults", json=Fault(mode="quota_exhausted").model_dump())
     with pytest.raises(QuotaExhausted, match="429"):
-        await coincap(http).fetch_history("bitcoin", "h1", 0, HOUR_MS)
+        await coincap(http, clock).fetch_history("bitcoin", "h1", 0, HOUR_MS)
     stats = (await http.get("/_simulator/stats")).json()
     assert stats["statuses"]["history"] == {"429": 3}  # the first try and two retries
 

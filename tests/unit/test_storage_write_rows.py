@@ -1,20 +1,23 @@
 """What the Storage Write API sink sends and reads without a warehouse: the rows it appends
 (the table's columns and the batch marker), the append requests they are cut into, and the
-batch names and planning times it reads from a Spark checkpoint's files."""
+batch names, offset ranges and planning times it reads from a Spark checkpoint's files."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pyarrow as pa
 import pytest
 
 from services.stream_worker.batch_marker import (
+    BatchMarker,
     CheckpointBatches,
     CheckpointMissing,
     batch_marker,
     batch_timestamp_of,
     query_id_of,
+    range_digest,
 )
 from services.stream_worker.storage_write_sink import append_requests, arrow_schema, marked_rows
 from shared.schemas import ASSETS, QUARANTINE
@@ -72,7 +75,7 @@ def test_a_checkpoint_names_its_batches_and_says_when_it_planned_them() -> None:
     assert batches.planned_at(3) == datetime(2026, 11, 18, 11, 6, 40, 123000, UTC)
     assert batches.planned_at(3) == batch_timestamp_of(OFFSET_LOG_ENTRY)
     assert batches.planned_at(4) is None
-    assert batch_marker("5c1d", 3) == "5c1d:3"
+    assert batch_marker("5c1d", 3, "0f1e2d3c4b5a6978") == "5c1d:3:0f1e2d3c4b5a6978"
 
 
 def test_a_checkpoint_without_a_query_id_says_so() -> None:
@@ -89,3 +92,62 @@ def test_the_stored_schema_is_the_rows_schema_plus_the_marker() -> None:
     ]
     assert "stream_batch" not in [field.name for field in ASSETS.bigquery_schema()]
     assert "stream_batch" in [field.name for field in ASSETS.stored_bigquery_schema()]
+
+
+def offset_log_entry(offsets: str) -> str:
+    return f'v1\n{{"batchWatermarkMs":0,"batchTimestampMs":1795000000123,"conf":{{}}}}\n{offsets}'
+
+
+def test_a_batch_s_offset_range_comes_from_its_own_and_the_previous_offset_log_entry() -> None:
+    files = {
+        "metadata": '{"id":"5c1d"}',
+        "sources/0/0": '\x00v1\n{"coincap.assets.v1":{"0":0,"1":0}}',
+        "offsets/0": offset_log_entry('{"coincap.assets.v1":{"0":40,"1":38}}'),
+        "offsets/1": offset_log_entry('{"coincap.assets.v1":{"0":80,"1":75}}'),
+    }
+    batches = CheckpointBatches(files.get, "/checkpoint")
+    assets = "coincap.assets.v1"
+    assert batches.offset_range(0) == range_digest(
+        {(assets, 0): 0, (assets, 1): 0}, {(assets, 0): 40, (assets, 1): 38}
+    )
+    assert batches.offset_range(1) == range_digest(
+        {(assets, 0): 40, (assets, 1): 38}, {(assets, 0): 80, (assets, 1): 75}
+    )
+    assert re.fullmatch(r"[0-9a-f]{16}", batches.offset_range(1))
+
+
+def test_the_range_digest_changes_with_any_offset_and_not_with_the_order() -> None:
+    start = {("a", 0): 10, ("a", 1): 20, ("b", 0): 5}
+    end = {("a", 0): 15, ("a", 1): 20, ("b", 0): 9}
+    digest = range_digest(start, end)
+    assert range_digest(dict(reversed(start.items())), dict(reversed(end.items()))) == digest
+    for partition in end:
+        assert range_digest(start, {**end, partition: end[partition] + 1}) != digest
+        assert range_digest({**start, partition: start[partition] - 1}, end) != digest
+    assert range_digest(None, end) != digest  # a start Spark no longer keeps: the end alone
+
+
+def test_a_batch_the_offset_log_does_not_plan_has_no_range() -> None:
+    files = {"metadata": '{"id":"5c1d"}'}
+    with pytest.raises(CheckpointMissing, match="has no offsets/3, so batch 3 has no offset"):
+        CheckpointBatches(files.get, "/checkpoint").offset_range(3)
+
+
+def test_only_a_marker_with_the_same_range_names_the_same_batch() -> None:
+    marker = BatchMarker.parse("5c1d-9a:3:0f1e2d3c4b5a6978")
+    assert marker == BatchMarker("5c1d-9a", 3, "0f1e2d3c4b5a6978")
+    assert marker.same_batch_as(BatchMarker.parse("5c1d-9a:3:0f1e2d3c4b5a6978"))
+    # A restored checkpoint's batch 3 over other offsets is another batch.
+    assert not marker.same_batch_as(BatchMarker.parse("5c1d-9a:3:aaaaaaaaaaaaaaaa"))
+    assert not marker.same_batch_as(BatchMarker.parse("5c1d-9a:4:0f1e2d3c4b5a6978"))
+    assert not marker.same_batch_as(BatchMarker.parse("other:3:0f1e2d3c4b5a6978"))
+
+
+def test_a_marker_written_before_markers_named_their_range_reads_but_never_matches() -> None:
+    legacy = BatchMarker.parse("5c1d-9a:3")
+    assert legacy == BatchMarker("5c1d-9a", 3, None)
+    assert not legacy.same_batch_as(legacy)
+    assert not BatchMarker.parse("5c1d-9a:3:0f1e2d3c4b5a6978").same_batch_as(legacy)
+    for broken in ("5c1d", "5c1d:three", "a:1:b:c"):
+        with pytest.raises(ValueError, match="is not a batch marker"):
+            BatchMarker.parse(broken)

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
 from services.coincap_simulator.dependencies import SimulatorState, StateDep
 from services.coincap_simulator.faults import (
@@ -26,6 +25,8 @@ from services.coincap_simulator.faults import (
     absurd_record_count,
     altered_records,
     hold_back,
+    page_response,
+    poison_record_count,
     replacement_response,
 )
 from services.coincap_simulator.history import history_points
@@ -122,7 +123,7 @@ async def history_or_error(
     if points is None:
         return error_response(f"{asset_id} not found", 404, market.timestamp_ms)
     records = altered_records(fault, "history", points)
-    return JSONResponse({"data": records, "timestamp": market.timestamp_ms})
+    return page_response(fault, records, market.timestamp_ms)
 
 
 @router.get("/v2/{path:path}")
@@ -169,9 +170,12 @@ async def page_or_error(
     market = state.market
     records = altered_records(fault, endpoint, select()[offset : offset + limit])
     delayed = fault is not None and fault.mode == "slow"
-    absurd = absurd_record_count(fault, endpoint, len(records))
-    record_served(request, endpoint, market.timestamp_ms, records, delayed, absurd)
-    return JSONResponse({"data": records, "timestamp": market.timestamp_ms})
+    response = page_response(fault, records, market.timestamp_ms)
+    if fault is None or fault.mode != "poison_page":  # refused whole: none of its records owed
+        absurd = absurd_record_count(fault, endpoint, len(records))
+        poison = poison_record_count(fault, endpoint, len(records))
+        record_served(request, endpoint, market.timestamp_ms, records, delayed, absurd, poison)
+    return response
 
 
 def has_api_key(request: Request, api_key: str | None) -> bool:

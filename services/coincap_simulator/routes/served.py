@@ -6,8 +6,9 @@
 Only /v3/assets and /v3/exchanges pages are kept (the records the ingestors stream). A page
 answered after a ``slow`` knob is marked ``delayed``: its client may have timed out and asked
 again, so its records may never reach Kafka and are not owed to the warehouse. A record an
-``absurd_values`` knob altered is listed in ``absurd``: it is owed to the dead-letter topic, not
-to the warehouse. The log keeps the
+``absurd_values`` knob altered is listed in ``absurd``, one a ``poison`` knob altered in
+``poison``: it is owed to the dead-letter topic, not to the warehouse. A ``poison_page`` page is
+not logged: the ingestors refuse it whole, so none of its records is owed. The log keeps the
 last ``MAX_PAGES`` pages and says how many older ones it forgot, so a long run stays bounded.
 """
 
@@ -40,6 +41,11 @@ class ServedPage(BaseModel):
         default_factory=list,
         description="ids of the records an `absurd_values` knob gave an absurd value",
     )
+    poison: list[str] = Field(
+        default_factory=list,
+        description="ids of the records a `poison` knob gave a poison value (an over-long id "
+        "included, as served)",
+    )
 
 
 class ServedPages(BaseModel):
@@ -63,8 +69,10 @@ class ServedLog:
         records: list[dict[str, Any]],
         delayed: bool,
         absurd: int = 0,
+        poison: int = 0,
     ) -> None:
-        """Note one page; its first ``absurd`` records carry an absurd value."""
+        """Note one page; its first ``absurd`` records carry an absurd value, its first
+        ``poison`` records a poison value."""
         key = RECORD_KEYS[endpoint]
         self._served += 1
         ids = [None if (value := record.get(key)) is None else str(value) for record in records]
@@ -76,6 +84,7 @@ class ServedLog:
                 ids=ids,
                 delayed=delayed,
                 absurd=[value for value in ids[:absurd] if value is not None],
+                poison=[value for value in ids[:poison] if value is not None],
             )
         )
 
@@ -102,10 +111,11 @@ def record_served(
     records: list[dict[str, Any]],
     delayed: bool,
     absurd: int = 0,
+    poison: int = 0,
 ) -> None:
     """Note a listing page answered with 200 (history points are not records we stream)."""
     if endpoint in ("assets", "exchanges"):
-        served_log(request.app).record(endpoint, timestamp_ms, records, delayed, absurd)
+        served_log(request.app).record(endpoint, timestamp_ms, records, delayed, absurd, poison)
 
 
 @router.get("/_simulator/served")
