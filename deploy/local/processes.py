@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import UnknownTopicOrPartitionError, for_code
 from aiokafka.structs import ConsumerRecord
+from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_fixed
 
 from deploy.local.errors import StackError
 from deploy.local.readiness import wait_for_bigquery_emulator, wait_for_kafka
@@ -127,6 +128,10 @@ class LocalStack:
         self.bigquery.stop()
 
 
+SHORT_READ_RETRY_SECONDS = 30.0
+"""How long ``read_topic`` tries again when it read fewer messages than ``expected``."""
+
+
 async def read_topic(
     bootstrap_servers: str,
     topic: str,
@@ -142,7 +147,31 @@ async def read_topic(
     offsets the broker reports at that moment, never stopping at a count: a copy published
     after the Nth message is read too, so the caller's count and duplicate checks see it.
     Reading that has not reached those offsets within ``read_seconds`` raises TimeoutError.
+
+    A read that comes back with fewer than ``expected`` messages is made again, with new
+    clients, for up to ``SHORT_READ_RETRY_SECONDS``: on a loaded machine a fresh client has
+    been seen to describe a topic that holds messages as unknown, or to see its offsets at 0.
+    A topic really short of ``expected`` still comes back short, so the caller's count fails.
     """
+    retrying = AsyncRetrying(
+        stop=stop_after_delay(SHORT_READ_RETRY_SECONDS),
+        wait=wait_fixed(1.0),
+        retry=retry_if_result(lambda read: expected is not None and len(read) < expected),
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome else [],
+    )
+    read: list[ConsumerRecord[bytes, bytes]] = await retrying(
+        _read_topic_once, bootstrap_servers, topic, expected, idle_seconds, read_seconds
+    )
+    return read
+
+
+async def _read_topic_once(
+    bootstrap_servers: str,
+    topic: str,
+    expected: int | None,
+    idle_seconds: float,
+    read_seconds: float,
+) -> list[ConsumerRecord[bytes, bytes]]:
     partitions = [
         TopicPartition(topic, number)
         for number in await _partition_numbers(bootstrap_servers, topic)

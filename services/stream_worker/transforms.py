@@ -322,9 +322,14 @@ def to_table_rows(
 
 
 def supply_ratio(supply: Column, max_supply: Column) -> Column:
-    """supply / max_supply; null when max supply is unknown (unbounded) or zero."""
-    ratio = F.when(max_supply.isNull() | (max_supply == 0), F.lit(None)).otherwise(
-        supply / max_supply
+    """supply / max_supply; null when max supply is unknown (unbounded) or zero, or when the
+    quotient of two finite values passes a double (1e308 / 1e-308): a ratio is a number to
+    chart, and infinity is none."""
+    quotient = supply / max_supply
+    ratio = (
+        F.when(max_supply.isNull() | (max_supply == 0), F.lit(None))
+        .when(quotient.isin(float("inf"), float("-inf")), F.lit(None))
+        .otherwise(quotient)
     )
     return ratio.cast("double")
 

@@ -392,17 +392,27 @@ def _page_from(url: str, response: httpx.Response) -> tuple[list[Any], int]:
     if not isinstance(data, list):
         raise MalformedResponse(url, f"'data' is {type(data).__name__}, not a list of records")
     timestamp = body.get("timestamp")
+    # An int is compared as it is: one too large for a float (10**400 is valid JSON) would make
+    # math.isfinite raise OverflowError.
     if (
         isinstance(timestamp, bool)
         or not isinstance(timestamp, int | float)
-        or not math.isfinite(timestamp)
+        or (isinstance(timestamp, float) and not math.isfinite(timestamp))
     ):
-        raise MalformedResponse(url, f"'timestamp' is missing or not a number: {timestamp!r}")
+        raise MalformedResponse(
+            url, f"'timestamp' is missing or not a number: {_shortened(timestamp)}"
+        )
     low, high = SNAPSHOT_TIME_RANGE_MS
     if not low <= timestamp <= high:
         raise MalformedResponse(
             url,
-            f"'timestamp' {timestamp!r} is outside BigQuery's TIMESTAMP range "
+            f"'timestamp' {_shortened(timestamp)} is outside BigQuery's TIMESTAMP range "
             f"({low} to {high} epoch milliseconds)",
         )
     return data, int(timestamp)
+
+
+def _shortened(value: object, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters: a page's timestamp may be anything."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -235,3 +235,14 @@ def test_a_snapshot_near_now_and_an_old_history_point_are_kept(spark: SparkSessi
         "exchanges": ["kraken"],
         "asset_history": ["bitcoin"],
     }
+
+
+def test_a_supply_ratio_past_a_double_is_null_not_infinity(spark: SparkSession) -> None:
+    """Supply and max supply each finite, their quotient not: the row is stored (both values
+    are facts), its ratio null rather than the infinity no analyst can chart."""
+    huge_ratio = {"id": "hugecoin", "supply": "1e308", "maxSupply": "1e-308"}
+    split = run_batch(spark, [("a", message(huge_ratio))])
+    rows = split.rows[ASSETS.table].to_pylist()
+    assert [row["id"] for row in rows] == ["hugecoin"], split.quarantine.to_pylist()
+    assert rows[0]["supply"] == 1e308
+    assert rows[0]["supply_ratio"] is None

@@ -300,6 +300,11 @@ async def test_malformed_json_raises_malformed_response_without_retrying() -> No
         (lambda: httpx.Response(200, json={"data": "x", "timestamp": 1}), "'data' is str"),
         (lambda: httpx.Response(200, json={"data": []}), "'timestamp' is missing"),
         (lambda: httpx.Response(200, json={"data": [], "timestamp": "1"}), "not a number"),
+        # Valid JSON, and an int no float holds: math.isfinite raised OverflowError on it.
+        (
+            lambda: httpx.Response(200, content=b'{"data": [], "timestamp": 1' + b"0" * 400 + b"}"),
+            "outside BigQuery's TIMESTAMP range",
+        ),
     ],
 )
 async def test_envelopes_that_are_not_coincap_raise_malformed_response(

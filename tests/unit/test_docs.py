@@ -27,10 +27,12 @@ NOT_SETTINGS = {
     "COINSTREAM_CHAOS_LONG_MINUTES",
     "COINSTREAM_CHAOS_WORKER_KILLS",
     "COINSTREAM_CHAOS_INGESTOR_KILLS",
+    "COINSTREAM_FUZZ_EXAMPLES",
 }
 """Variables the docs name that are read outside ``Settings``: which env file to read (by
 ``Settings`` itself, before any field), the tests' port offset (by ``tests/conftest.py``) and
-the fault suite's run length and kill count (by ``tests/chaos``)."""
+the fault suite's run length and kill counts (by ``tests/chaos``) and the fuzz test's page count
+(by ``tests/integration/test_fuzz_hostile_pages.py``)."""
 
 # [text](target) and ![alt](target); a target ends at the first space or closing parenthesis.
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
