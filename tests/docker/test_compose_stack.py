@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+import yaml
 
 from services.control.consumer_lag import measure_lag
 from services.control.models import LagReport
@@ -245,7 +246,10 @@ def test_make_down_removes_containers_and_network(docker_stack: DockerStack) -> 
         text=True,
         check=True,
     ).stdout.split()
-    assert len(volumes) == 4, "make down keeps the four data volumes"
+    declared = yaml.safe_load((PROJECT_ROOT / "compose.yaml").read_text())["volumes"]
+    assert sorted(volumes) == sorted(f"{PROJECT_NAME}_{name}" for name in declared), (
+        "make down keeps every data volume compose.yaml declares (the ingest spools included)"
+    )
 
 
 def test_live_mode_gives_the_services_the_google_credentials_read_only(
