@@ -53,6 +53,7 @@ from services.stream_worker.storage_write_sink import marked_rows
 from services.stream_worker.transforms import BatchRows
 from shared.coincap.client import CoinCapClient
 from shared.coincap.errors import CoinCapError
+from shared.coincap.models import RECORD_MODELS
 from shared.envelope import OutgoingMessage, PollContext, fits_in_kafka, record_message
 from shared.schemas import ASSETS, EXCHANGES, RECORD_TABLES
 from shared.settings import Settings
@@ -139,34 +140,10 @@ deep_nesting = st.integers(min_value=500, max_value=5000).map(
 long_text = st.integers(min_value=1000, max_value=300_000).map(lambda size: "x" * size)
 field_values = st.one_of(scalars, nested, deep_nesting, long_text)
 
-FIELDS = {
-    "assets": [
-        "id",
-        "rank",
-        "symbol",
-        "name",
-        "supply",
-        "maxSupply",
-        "marketCapUsd",
-        "volumeUsd24Hr",
-        "priceUsd",
-        "changePercent24Hr",
-        "vwap24Hr",
-        "explorer",
-        "tokens",
-    ],
-    "exchanges": [
-        "exchangeId",
-        "name",
-        "rank",
-        "percentTotalVolume",
-        "volumeUsd",
-        "tradingPairs",
-        "socket",
-        "exchangeUrl",
-        "updated",
-    ],
+FIELDS: dict[str, list[str]] = {
+    kind: list(model.model_fields) for kind, model in RECORD_MODELS.items()
 }
+"""Each endpoint's fields, as the ingest models name them (extra fields come as ``extra``)."""
 KEY_FIELD = {"assets": "id", "exchanges": "exchangeId"}
 TABLE = {"assets": ASSETS, "exchanges": EXCHANGES}
 
