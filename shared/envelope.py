@@ -249,12 +249,18 @@ def _lone_surrogate_path(record: Any) -> str:
     return "the record"
 
 
-def _is_utf8(text: str) -> bool:
+def lone_surrogate_at(text: str) -> int | None:
+    """The index of the first lone surrogate in ``text`` (JSON's ``"\\ud800"`` decodes to one),
+    or None when ``text`` is valid Unicode and so UTF-8 can hold it."""
     try:
         text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    except UnicodeEncodeError as error:
+        return error.start
+    return None
+
+
+def _is_utf8(text: str) -> bool:
+    return lone_surrogate_at(text) is None
 
 
 class _Text(str):

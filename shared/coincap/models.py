@@ -27,6 +27,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, PlainValidator, StringConstraints, ValidationError
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from shared.envelope import lone_surrogate_at
 from shared.schemas import (
     ASSETS,
     EXCHANGES,
@@ -267,16 +268,6 @@ def _text_problems(kind: RecordKind, raw: dict[Any, Any]) -> list[str]:
         if len(value) > limit:
             problems.append(f"{field}: {len(value)} characters, more than the limit of {limit}")
     return problems
-
-
-def lone_surrogate_at(text: str) -> int | None:
-    """The index of the first lone surrogate in ``text`` (JSON's ``"\\ud800"`` decodes to one),
-    or None when ``text`` is valid Unicode and so UTF-8 can hold it."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as error:
-        return error.start
-    return None
 
 
 def nesting_deeper_than(value: object, limit: int) -> bool:
