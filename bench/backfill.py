@@ -19,10 +19,15 @@ from typing import Any
 
 import httpx
 
-from deploy.local.processes import LocalStack, ManagedProcess, settings_from, subprocess_environment
 from deploy.local.readiness import http_answers, wait_until
 from shared.settings import PROJECT_ROOT
 from shared.warehouse import create_bigquery_client, relation_id
+from tests.harness.processes import (
+    LocalStack,
+    ManagedProcess,
+    settings_from,
+    subprocess_environment,
+)
 
 BENCH_STATE_DIR = PROJECT_ROOT / ".state" / "bench-backfill"
 SIMULATOR_PORT = 29490

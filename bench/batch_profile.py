@@ -27,11 +27,11 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from deploy.local.processes import LocalStack, ManagedProcess
 from deploy.local.readiness import wait_until
 from shared.envelope import OutgoingMessage, PollContext, record_message
 from shared.kafka import ensure_topics, pipeline_topics
 from shared.settings import PROJECT_ROOT, Settings
+from tests.harness.processes import LocalStack, ManagedProcess
 
 BENCH_STATE_DIR = PROJECT_ROOT / ".state" / "bench-batch-profile"
 ASSETS_PER_POLL = 165

@@ -27,9 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from google.cloud import bigquery
 
-from deploy.local.chromium import CHROMIUM, CHROMIUM_ARGS
 from deploy.local.errors import StackError
-from deploy.local.processes import ManagedProcess, settings_from, stack_process
 from deploy.local.readiness import http_answers, wait_for_bigquery_emulator, wait_until
 from services.coincap_simulator import load_universe
 from services.dashboard import entities, queries
@@ -38,6 +36,8 @@ from services.dashboard.queries import TimeRange
 from shared.schemas import ASSETS, EXCHANGES, TableSchema
 from shared.settings import PROJECT_ROOT, Settings
 from shared.warehouse import create_bigquery_client, ensure_views, ensure_warehouse, table_id
+from tests.harness.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.harness.processes import ManagedProcess, settings_from, stack_process
 
 BENCH_STATE_DIR = PROJECT_ROOT / ".state" / "bench-dashboard"
 DASHBOARD_PORT = 38200

@@ -32,7 +32,6 @@ from bench.limits import aiokafka_producer
 from bench.limits.kafka_tools import kafka_tools_classpath, producer_performance
 from bench.results import Figure, machine_info, publish
 from bench.sample_messages import average_value_bytes, sample_polls, write_payload_file
-from deploy.local.processes import LocalStack, ManagedProcess, settings_from
 from deploy.local.readiness import http_answers, wait_for_kafka, wait_until
 from services.ingestor.loop import Ingestor
 from services.ingestor.specs import IngestorSpec
@@ -40,6 +39,7 @@ from shared.coincap.client import CoinCapClient
 from shared.envelope import OutgoingMessage
 from shared.kafka import TopicSpec, ensure_topics
 from shared.settings import PROJECT_ROOT, Settings
+from tests.harness.processes import LocalStack, ManagedProcess, settings_from
 
 BENCH_STATE_DIR = PROJECT_ROOT / ".state" / "bench"
 SIMULATOR_PORT = 38090

@@ -34,11 +34,11 @@ from google.cloud import bigquery
 
 from bench.process_memory import command_name, peak_rss_mib, process_tree, rss_mib
 from bench.results import Figure, machine_info, publish
-from deploy.local.processes import settings_from, subprocess_environment
 from shared.schemas import ASSETS
 from shared.settings import PROJECT_ROOT, Settings
 from shared.supervised_processes import read_supervisor_report, supervisor_report_path
 from shared.warehouse import WarehouseUnavailable, create_bigquery_client, run_query, table_id
+from tests.harness.processes import settings_from, subprocess_environment
 
 BENCH_STATE_DIR = PROJECT_ROOT / ".state" / "bench-stack"
 ENVIRONMENT = {

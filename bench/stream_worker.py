@@ -35,9 +35,9 @@ from bench.worker_freshness import measure_freshness
 from bench.worker_input import ASSETS_PER_POLL, EXCHANGES_PER_POLL, prefill
 from bench.worker_process import BenchWorker
 from bench.worker_report import Measurements, report
-from deploy.local.processes import LocalStack, settings_from
 from shared.kafka import ensure_topics, pipeline_topics
 from shared.settings import PROJECT_ROOT, Settings
+from tests.harness.processes import LocalStack, settings_from
 
 BENCH_STATE_DIR = PROJECT_ROOT / ".state" / "bench-worker"
 WORKER_PORT = 38103

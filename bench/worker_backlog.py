@@ -55,7 +55,7 @@ def drain_backlog(
 ) -> BacklogResult:
     """Start ``worker`` on the backlog of ``records`` asset records and time it to the end."""
     topic = worker.settings.topic_assets
-    worker.start()
+    worker.launch()
     last_report = time.monotonic()
     while True:
         if not worker.process.is_running():

@@ -139,8 +139,7 @@ def measure_freshness(
     worker: BenchWorker, seconds: float, poll_interval: float, progress: Callable[[str], None]
 ) -> FreshnessResult:
     """Start ``worker`` on fresh topics, publish for ``seconds`` and measure each poll."""
-    worker.start()
-    worker.wait_running()
+    worker.start(timeout=300.0)
     latencies, missing = asyncio.run(_measure(worker, seconds, poll_interval, progress))
     if not latencies:
         raise RuntimeError(f"no poll became queryable; see {worker.process.log_path}")

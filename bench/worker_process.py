@@ -1,6 +1,6 @@
-"""The stream worker as the benchmark runs it: ``python -m services.stream_worker`` on a
-dataset, checkpoint and consumer group of its own, with what the benchmark reads back from it
-(state, the per-batch log lines, the peak RSS of its Python driver and of its JVM).
+"""The stream worker as the benchmark runs it (``tests.harness.stream_worker``, on the
+benchmark's topics), with what the benchmark reads back from it: the per-batch log lines, the
+peak RSS of its Python driver and of its JVM.
 
 Several workers read the same topics one after another (one per sink and run), so each gets a
 fresh group, checkpoint and dataset: each starts from the earliest offset, as a worker that was
@@ -12,20 +12,12 @@ from __future__ import annotations
 import json
 import re
 import statistics
-import sys
-import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import httpx
-
 from bench.process_memory import command_name, peak_rss_mib, process_tree
-from deploy.local.processes import ManagedProcess, settings_from
-from deploy.local.readiness import wait_until
-from shared.settings import Settings
-from shared.warehouse import create_bigquery_client, dataset_id
+from tests.harness.stream_worker import StreamWorkerProcess
 
 BATCH_LINE = re.compile(r"^batch (?P<batch>\d+): (?P<rows>.*) in (?P<seconds>[\d.]+) s$")
 """The worker's line after each micro-batch: ``batch 7: 165 assets, 40 exchanges in 0.84 s``."""
@@ -80,9 +72,9 @@ class WorkerMemory:
     jvm_peak_mib: float
 
 
-class BenchWorker:
+class BenchWorker(StreamWorkerProcess):
     """One worker process on the bench's topics, with a dataset, checkpoint and group of its
-    own (named ``name``), and the sink and trigger given."""
+    own (named ``name``), the settings' own defaults, and the sink and trigger given."""
 
     def __init__(
         self,
@@ -92,46 +84,16 @@ class BenchWorker:
         port: int,
         overrides: dict[str, str],
     ) -> None:
-        suffix = f"{name}_{uuid.uuid4().hex[:6]}"
-        self.port = port
-        self.environment = {
-            **environment,
-            "COINSTREAM_BIGQUERY_DATASET": f"bench_{suffix}",
-            "COINSTREAM_STREAM_CHECKPOINT_LOCATION": str(state_dir / "checkpoints" / suffix),
-            "COINSTREAM_STREAM_CONSUMER_GROUP": f"bench-{suffix}",
-            "COINSTREAM_STREAM_WORKER_PORT": str(port),
-            **overrides,
-        }
-        self.settings: Settings = settings_from(self.environment)
-        self.process = ManagedProcess(
-            f"stream-worker-{suffix}",
-            [sys.executable, "-m", "services.stream_worker"],
-            self.environment,
-            state_dir / "logs",
+        super().__init__(
+            name,
+            environment,
+            port,
+            overrides,
+            state_dir=state_dir,
+            label="bench",
+            own_topics=False,
+            defaults={},
         )
-        self.started_at = 0.0
-        """Epoch seconds just before the process was started."""
-
-    def start(self) -> None:
-        self.started_at = time.time()
-        self.process.start()
-
-    def state(self) -> str:
-        try:
-            response = httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2)
-            state: str = response.json()["state"]
-        except (httpx.HTTPError, ValueError, KeyError):
-            return ""
-        return state
-
-    def wait_running(self, timeout: float = 300.0) -> None:
-        def running() -> bool:
-            if not self.process.is_running():
-                last_line = self.process.log_tail(1).strip()
-                raise RuntimeError(f"the stream worker exited before running: {last_line}")
-            return self.state() == "RUNNING"
-
-        wait_until(running, "the stream worker", timeout, interval=0.5)
 
     def batches(self) -> list[BatchLine]:
         return parse_batch_lines(self.process.log_text())
@@ -142,12 +104,3 @@ class BenchWorker:
         pid = self.process.process.pid
         jvms = [each for each in process_tree(pid) if command_name(each) == "java"]
         return WorkerMemory(peak_rss_mib(pid), max((peak_rss_mib(j) for j in jvms), default=0.0))
-
-    def stop(self) -> None:
-        self.process.stop(timeout=90)
-
-    def drop_dataset(self) -> None:
-        """Leave the emulator as lean as it was: the next worker's MERGE should not be slower
-        for this one's rows."""
-        client = create_bigquery_client(self.settings)
-        client.delete_dataset(dataset_id(self.settings), delete_contents=True, not_found_ok=True)

@@ -20,7 +20,7 @@ from aiokafka.errors import KafkaError, for_code
 from aiokafka.helpers import create_ssl_context
 
 from shared.envelope import PRODUCER_MAX_REQUEST_BYTES
-from shared.settings import Settings
+from shared.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class TopicSpec:
         return configs | {"retention.ms": str(self.retention_hours * HOUR_MS)}
 
 
-def kafka_client_config(settings: Settings) -> dict[str, Any]:
+def kafka_client_config(settings: KafkaSettings) -> dict[str, Any]:
     """Keyword arguments every aiokafka client of ours gets: where, and how securely."""
     config: dict[str, Any] = {
         "bootstrap_servers": settings.kafka_bootstrap_servers,
@@ -68,7 +68,7 @@ def kafka_client_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
-def pipeline_topics(settings: Settings) -> list[TopicSpec]:
+def pipeline_topics(settings: KafkaSettings) -> list[TopicSpec]:
     """The record topics (assets, exchanges, backfilled history) and the dead-letter topic, as
     the settings describe them."""
     record_topic = (settings.topic_partitions, settings.topic_replication_factor)
@@ -101,7 +101,7 @@ def pipeline_topics(settings: Settings) -> list[TopicSpec]:
     ]
 
 
-async def ensure_topics(settings: Settings, topics: list[TopicSpec]) -> list[str]:
+async def ensure_topics(settings: KafkaSettings, topics: list[TopicSpec]) -> list[str]:
     """Create the topics that do not exist yet; return the names created."""
     admin = AIOKafkaAdminClient(**kafka_client_config(settings))
     await admin.start()
@@ -130,7 +130,7 @@ async def ensure_topics(settings: Settings, topics: list[TopicSpec]) -> list[str
     return created
 
 
-async def kafka_answers(settings: Settings, within_seconds: float = 2.0) -> bool:
+async def kafka_answers(settings: KafkaSettings, within_seconds: float = 2.0) -> bool:
     """True when the broker answers a metadata request (not merely when its port is open)."""
     admin = AIOKafkaAdminClient(
         **kafka_client_config(settings),
@@ -161,7 +161,7 @@ class PartitionReplicas:
 
 
 async def describe_partitions(
-    settings: Settings, topics: list[str], within_seconds: float = 10.0
+    settings: KafkaSettings, topics: list[str], within_seconds: float = 10.0
 ) -> dict[str, list[PartitionReplicas]]:
     """Each existing topic's partitions in number order (a missing topic is left out).
 
@@ -204,7 +204,7 @@ async def describe_partitions_with(
 
 
 async def topic_partitions(
-    settings: Settings, topics: list[str], within_seconds: float = 10.0
+    settings: KafkaSettings, topics: list[str], within_seconds: float = 10.0
 ) -> dict[str, list[int]]:
     """The partition numbers of each topic that exists (a missing topic is left out)."""
     described = await describe_partitions(settings, topics, within_seconds)
@@ -213,7 +213,7 @@ async def topic_partitions(
     }
 
 
-async def live_brokers(settings: Settings, within_seconds: float = 10.0) -> list[int]:
+async def live_brokers(settings: KafkaSettings, within_seconds: float = 10.0) -> list[int]:
     """The ids of the brokers the cluster counts as alive (a dead one drops out once the
     controller has noticed, within its session timeout)."""
     admin = AIOKafkaAdminClient(
@@ -229,7 +229,7 @@ async def live_brokers(settings: Settings, within_seconds: float = 10.0) -> list
     return sorted(broker["node_id"] for broker in cluster["brokers"])
 
 
-def create_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
+def create_producer(settings: KafkaSettings, client_id: str) -> AIOKafkaProducer:
     """An idempotent, ``acks=all`` producer; not started."""
     return AIOKafkaProducer(
         **kafka_client_config(settings),

@@ -9,7 +9,9 @@ from __future__ import annotations
 from fastapi import Response
 from prometheus_client import CONTENT_TYPE_LATEST, disable_created_metrics, generate_latest
 
-# The *_created series double every counter for no use of ours.
+# The *_created series double every counter for no use of ours. prometheus_client reads this
+# switch at each scrape, not when a metric is made, so importing this module anywhere before the
+# first scrape is enough (every service's app does, for ``/metrics``), whatever it imports first.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 

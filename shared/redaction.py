@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 
-from shared.settings import Settings
+from pydantic import SecretStr
+
+from shared.settings import CommonSettings
 
 REDACTED = "[redacted]"
 
@@ -23,14 +25,18 @@ _CREDENTIAL_QUERY_VALUE = re.compile(
 _BEARER_VALUE = re.compile(r"(\bBearer\s+)[^\s'\",;]+", re.IGNORECASE)
 
 
-def redact_secrets(text: str | None, settings: Settings) -> str | None:
+def redact_secrets(text: str | None, settings: CommonSettings) -> str | None:
     """``text`` with every secret the settings hold, every credential-looking query value and
-    every bearer token replaced by ``[redacted]``."""
+    every bearer token replaced by ``[redacted]``.
+
+    The secrets are the ``SecretStr`` fields of whichever groups ``settings`` combines, so a
+    service redacts what it holds and a secret added to a group is redacted with no change here.
+    """
     if text is None:
         return None
-    secrets = (settings.coincap_api_key, settings.control_api_token, settings.kafka_sasl_password)
-    for secret in secrets:
-        value = secret.get_secret_value() if secret is not None else ""
+    for name in type(settings).model_fields:
+        secret = getattr(settings, name)
+        value = secret.get_secret_value() if isinstance(secret, SecretStr) else ""
         if value:
             text = text.replace(value, REDACTED)
     text = _CREDENTIAL_QUERY_VALUE.sub(rf"\1{REDACTED}", text)

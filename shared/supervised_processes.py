@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from shared.settings import Settings
+from shared.settings import CommonSettings
 
 
 class SupervisedProcess(BaseModel):
@@ -30,7 +30,7 @@ class SupervisorReport(BaseModel):
     processes: dict[str, SupervisedProcess]
 
 
-def supervisor_report_path(settings: Settings) -> Path:
+def supervisor_report_path(settings: CommonSettings) -> Path:
     return settings.state_dir / "run-processes.json"
 
 

@@ -1,12 +1,12 @@
 # The warehouse: one dataset, and the four tables the stream worker writes. Their schemas are
-# the JSON files `make schemas` generates from shared/schemas.py, and tests/unit/test_terraform.py
+# the JSON files `make schemas` generates from shared/schemas/tables.py, and tests/unit/test_terraform.py
 # holds the partitioning and clustering below to the same definitions.
 
 locals {
   partition_expiration_ms = var.partition_expiration_days == null ? null : var.partition_expiration_days * 24 * 60 * 60 * 1000
 
   # By table: what it clusters on (its key; id and interval for history), the column it is
-  # partitioned on by day, and its description, as shared/schemas.py defines them.
+  # partitioned on by day, and its description, as shared/schemas/tables.py defines them.
   tables = {
     assets = {
       clustering       = ["id"]

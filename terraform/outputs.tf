@@ -1,6 +1,6 @@
 # What a user pastes into .env (`terraform output -raw env_file >> .env`), and what the docs
 # refer to. tests/unit/test_terraform.py checks that every key of coinstream_settings is a
-# setting of shared/settings.py.
+# setting of shared/settings/.
 
 locals {
   coinstream_settings = {

@@ -25,11 +25,11 @@ from typing import Any
 
 from pyspark.sql import DataFrame
 
-from deploy.local.processes import subprocess_environment
 from services.stream_worker.jars import worker_jars
 from services.stream_worker.kafka_source import kafka_source_options
 from services.stream_worker.spark import build_spark_session
 from shared.settings import Settings
+from tests.harness.processes import subprocess_environment
 
 STREAMING_ONLY_OPTIONS = ("maxOffsetsPerTrigger",)
 

@@ -39,7 +39,7 @@ from shared.envelope import (
     record_or_dead_letter,
 )
 from shared.kafka import create_producer, ensure_topics, pipeline_topics
-from shared.settings import Settings
+from shared.settings import CoinCapKafkaSettings
 
 KAFKA_DELIVERY_SECONDS = 30.0
 
@@ -111,7 +111,10 @@ def _ms(moment: datetime) -> int:
 
 
 def plan_backfill(
-    request: BackfillRequest, settings: Settings, ledger: Ledger, now_ms: int | None = None
+    request: BackfillRequest,
+    settings: CoinCapKafkaSettings,
+    ledger: Ledger,
+    now_ms: int | None = None,
 ) -> BackfillPlan:
     """The windows still missing and their cost. Until the top assets are listed their ranks
     stand in for their ids (``#1``, ``#2``...), with nothing done: an upper bound."""
@@ -143,7 +146,7 @@ def plan_backfill(
 
 
 def history_messages(
-    settings: Settings, window: Window, points: list[Any], fetched_at_ms: int
+    settings: CoinCapKafkaSettings, window: Window, points: list[Any], fetched_at_ms: int
 ) -> tuple[list[OutgoingMessage], int]:
     """The history topic's messages for a window's points, and how many went to dead letters.
 
@@ -187,7 +190,7 @@ async def _deliver(producer: AIOKafkaProducer, messages: list[OutgoingMessage]) 
         await asyncio.gather(*pending)
 
 
-async def _start_producer(settings: Settings) -> AIOKafkaProducer:
+async def _start_producer(settings: CoinCapKafkaSettings) -> AIOKafkaProducer:
     wanted = {settings.topic_history, settings.topic_deadletter}
     await ensure_topics(
         settings, [topic for topic in pipeline_topics(settings) if topic.name in wanted]
@@ -219,7 +222,7 @@ async def _top_asset_ids(client: CoinCapClient, ledger: Ledger, top: int) -> tup
 
 async def backfill(
     request: BackfillRequest,
-    settings: Settings,
+    settings: CoinCapKafkaSettings,
     confirm: ConfirmCallback,
     progress: ProgressCallback | None = None,
     *,
@@ -252,7 +255,7 @@ async def backfill(
 
 async def _run(
     request: BackfillRequest,
-    settings: Settings,
+    settings: CoinCapKafkaSettings,
     ledger: Ledger,
     client: CoinCapClient,
     summary: BackfillSummary,
@@ -293,7 +296,7 @@ async def _run(
 
 
 async def _fetch_windows(
-    settings: Settings,
+    settings: CoinCapKafkaSettings,
     ledger: Ledger,
     client: CoinCapClient,
     producer: AIOKafkaProducer,

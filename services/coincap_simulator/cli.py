@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from services.coincap_simulator.app import create_app
 from services.coincap_simulator.faults import Fault
 from shared.logging import configure_logging
-from shared.settings import get_settings
+from shared.settings import CoinCapSettings, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 def main(argv: Sequence[str] | None = None) -> None:
     """Serve the simulator as ``argv`` says, until Ctrl-C, logging JSON lines like every
     service."""
-    settings = get_settings()
+    settings = get_settings(CoinCapSettings)
     parser = argparse.ArgumentParser(
         prog="python -m services.coincap_simulator",
         description="Serve simulated CoinCap v3 market data locally (not real prices).",

@@ -10,13 +10,13 @@ import uvicorn
 from services.control.app import create_app
 from services.control.security import StartupRefused
 from shared.logging import configure_logging
-from shared.settings import load_settings_or_exit
+from shared.settings import ControlServiceSettings, load_settings_or_exit
 
 logger = logging.getLogger("services.control")
 
 
 def main() -> None:
-    settings = load_settings_or_exit()
+    settings = load_settings_or_exit(ControlServiceSettings)
     configure_logging("control", settings.log_level)
     try:
         app = create_app(settings)

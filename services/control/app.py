@@ -24,7 +24,7 @@ from services.control.security import check_access_settings
 from services.control.shared_answer import SharedAnswer
 from shared.control_state import DesiredStateWatcher
 from shared.metrics import metrics_endpoint
-from shared.settings import Settings
+from shared.settings import ControlServiceSettings
 from shared.warehouse import create_bigquery_client
 
 STARTUP_WAIT_SECONDS = 5.0
@@ -46,7 +46,7 @@ Errors answer `{"detail": "..."}` saying what is wrong and what to do.
 """
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: ControlServiceSettings) -> FastAPI:
     """The control service for ``settings``; refuses (StartupRefused) an unsafe access setup."""
     open_access = check_access_settings(settings)
 

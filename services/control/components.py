@@ -31,7 +31,7 @@ from shared.control_state import (
     DesiredState,
     DesiredStateWatcher,
 )
-from shared.settings import Settings
+from shared.settings import ControlServiceSettings
 from shared.supervised_processes import read_supervisor_report, supervisor_report_path
 
 logger = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class ComponentRegistry:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: ControlServiceSettings,
         watcher: DesiredStateWatcher,
         writer: DesiredStateWriter,
         http: httpx.AsyncClient,

@@ -22,13 +22,13 @@ from services.control.kafka_clients import ControlKafkaClients
 from services.control.models import LagReport, PartitionLag, TopicLag
 from services.control.shared_answer import SharedAnswer
 from shared.kafka import describe_partitions_with
-from shared.settings import Settings
+from shared.settings import ControlServiceSettings
 
 TIMESTAMP_READ_SECONDS = 3.0
 
 
 async def measure_lag(
-    settings: Settings,
+    settings: ControlServiceSettings,
     group: str,
     topics: Sequence[str],
     within_seconds: float = 10.0,
@@ -140,7 +140,7 @@ async def _first_timestamps(
 class LagReader:
     """The worker group's lag on the record topics, as the settings name them."""
 
-    def __init__(self, settings: Settings, clients: ControlKafkaClients) -> None:
+    def __init__(self, settings: ControlServiceSettings, clients: ControlKafkaClients) -> None:
         self.settings = settings
         self.clients = clients
         self.topics = (settings.topic_assets, settings.topic_exchanges)

@@ -22,7 +22,7 @@ from services.control.models import Readiness
 from services.control.request_origin import origin_refusal
 from services.control.security import token_matches
 from services.control.shared_answer import SharedAnswer
-from shared.settings import Settings
+from shared.settings import ControlServiceSettings
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 class ControlResources:
     """The long-lived objects of one control service process."""
 
-    settings: Settings
+    settings: ControlServiceSettings
     open_access: bool
     components: ComponentRegistry
     lag: LagReader
@@ -47,7 +47,7 @@ def get_resources(request: Request) -> ControlResources:
 ResourcesDep = Annotated[ControlResources, Depends(get_resources)]
 
 
-def get_settings(resources: ResourcesDep) -> Settings:
+def get_settings(resources: ResourcesDep) -> ControlServiceSettings:
     return resources.settings
 
 
@@ -63,7 +63,7 @@ def get_freshness_reader(resources: ResourcesDep) -> FreshnessReader:
     return resources.freshness
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[ControlServiceSettings, Depends(get_settings)]
 ComponentsDep = Annotated[ComponentRegistry, Depends(get_components)]
 LagReaderDep = Annotated[LagReader, Depends(get_lag_reader)]
 FreshnessReaderDep = Annotated[FreshnessReader, Depends(get_freshness_reader)]

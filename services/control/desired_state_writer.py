@@ -10,13 +10,15 @@ from aiokafka.errors import KafkaError
 
 from shared.control_state import DesiredState, control_topic
 from shared.kafka import create_producer, ensure_topics
-from shared.settings import Settings
+from shared.settings import ControlServiceSettings
 
 
 class DesiredStateWriter:
     """Writes desired states; used by the control service only."""
 
-    def __init__(self, settings: Settings, client_id: str = "coinstream-control") -> None:
+    def __init__(
+        self, settings: ControlServiceSettings, client_id: str = "coinstream-control"
+    ) -> None:
         self.settings = settings
         self.client_id = client_id
         self._producer: AIOKafkaProducer | None = None

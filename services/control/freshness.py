@@ -21,7 +21,7 @@ from services.control.errors import DependencyUnavailable
 from services.control.models import FreshnessReport, TableFreshness
 from services.control.shared_answer import SharedAnswer
 from shared.schemas import ASSETS, EXCHANGES, TableSchema
-from shared.settings import Settings
+from shared.settings import ControlServiceSettings
 from shared.warehouse import (
     UNREACHABLE_ERRORS,
     WarehouseUnavailable,
@@ -38,7 +38,7 @@ READINESS_SECONDS = 3.0
 
 
 def table_freshness(
-    client: bigquery.Client, settings: Settings, schema: TableSchema
+    client: bigquery.Client, settings: ControlServiceSettings, schema: TableSchema
 ) -> TableFreshness:
     """Synchronous (the BigQuery client is); a table that does not exist yet is reported as
     such. Raises WarehouseUnavailable when the warehouse does not answer."""
@@ -56,7 +56,7 @@ def table_freshness(
     )
 
 
-def measure_freshness(client: bigquery.Client, settings: Settings) -> FreshnessReport:
+def measure_freshness(client: bigquery.Client, settings: ControlServiceSettings) -> FreshnessReport:
     return FreshnessReport(
         measured_at=datetime.now(UTC),
         tables=[table_freshness(client, settings, schema) for schema in FRESHNESS_TABLES],
@@ -67,7 +67,7 @@ class FreshnessReader:
     """Freshness of the asset and exchange tables, off the event loop (BigQuery's client
     blocks)."""
 
-    def __init__(self, settings: Settings, client: bigquery.Client) -> None:
+    def __init__(self, settings: ControlServiceSettings, client: bigquery.Client) -> None:
         self.settings = settings
         self.client = client
         keep = settings.control_answer_cache_seconds

@@ -21,7 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import Counter
 
 from shared.kafka import kafka_client_config
-from shared.settings import Settings
+from shared.settings import ControlServiceSettings
 
 CLIENTS_STARTED = Counter(
     "coinstream_control_kafka_clients_started_total",
@@ -40,7 +40,7 @@ class ControlKafkaClients:
     """One admin client and one consumer, started on first use and shared by every
     measurement; ``close`` at shutdown."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ControlServiceSettings) -> None:
         self.settings = settings
         self._admin: AIOKafkaAdminClient | None = None
         self._consumer: AIOKafkaConsumer | None = None

@@ -11,14 +11,14 @@ from services.control.freshness import FreshnessReader
 from services.control.kafka_clients import ControlKafkaClients
 from services.control.kafka_cluster import kafka_cluster_health
 from services.control.models import DependencyCheck, KafkaClusterHealth, Readiness
-from shared.settings import Settings
+from shared.settings import ControlServiceSettings
 from shared.warehouse import describe_warehouse
 
 KAFKA_CHECK_SECONDS = 3.0
 
 
 async def measure_readiness(
-    settings: Settings, clients: ControlKafkaClients, freshness: FreshnessReader
+    settings: ControlServiceSettings, clients: ControlKafkaClients, freshness: FreshnessReader
 ) -> Readiness:
     """Each dependency checked at once; ``status`` is "unready" when one fails. Kafka is asked
     through the control service's long-lived admin client: one metadata answer says both that

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from shared.settings import Settings
+from shared.settings import ControlServiceSettings
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -31,7 +31,7 @@ def host_name(authority: str) -> str:
     return authority.rsplit(":", 1)[0] if ":" in authority else authority
 
 
-def allowed_hosts(settings: Settings) -> frozenset[str]:
+def allowed_hosts(settings: ControlServiceSettings) -> frozenset[str]:
     """Loopback names, the bind address when it is one address, and the configured names."""
     names = set(LOOPBACK_HOSTS)
     names.update(settings.control_allowed_host_names)
@@ -43,7 +43,9 @@ def allowed_hosts(settings: Settings) -> frozenset[str]:
     return frozenset(names)
 
 
-def origin_refusal(settings: Settings, host: str | None, origin: str | None) -> str | None:
+def origin_refusal(
+    settings: ControlServiceSettings, host: str | None, origin: str | None
+) -> str | None:
     """Why a mutating request with these headers is refused, in one line; None to let it
     through (to the token check)."""
     name = host_name(host or "")

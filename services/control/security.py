@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 
 from shared.redaction import redact_secrets
-from shared.settings import Settings
+from shared.settings import ControlServiceSettings
 
 MIN_TOKEN_LENGTH = 16
 """Shorter tokens are refused at start: a guessable token is no access control."""
@@ -23,7 +23,7 @@ class StartupRefused(Exception):
     """The service must not start with these settings; the message says what to change."""
 
 
-def check_access_settings(settings: Settings) -> bool:
+def check_access_settings(settings: ControlServiceSettings) -> bool:
     """Return True for open access (no token needed), False for token access, or raise."""
     if settings.control_api_token is not None:
         token = settings.control_api_token.get_secret_value().strip()
@@ -59,6 +59,6 @@ def token_matches(presented: str, expected: str) -> bool:
     return secrets.compare_digest(presented.encode(), expected.encode())
 
 
-def redact(text: str | None, settings: Settings) -> str | None:
+def redact(text: str | None, settings: ControlServiceSettings) -> str | None:
     """``text`` with every secret we hold replaced, for anything we show or log."""
     return redact_secrets(text, settings)

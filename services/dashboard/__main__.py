@@ -9,14 +9,14 @@ import uvicorn
 
 from services.dashboard.app import MissingAssets, create_app
 from shared.logging import configure_logging
-from shared.settings import load_settings_or_exit
+from shared.settings import DashboardServiceSettings, load_settings_or_exit
 from shared.warehouse import dataset_id, describe_warehouse
 
 logger = logging.getLogger("services.dashboard")
 
 
 def main() -> None:
-    settings = load_settings_or_exit()
+    settings = load_settings_or_exit(DashboardServiceSettings)
     configure_logging("dashboard", settings.log_level)
     try:
         app = create_app(settings)

@@ -14,7 +14,7 @@ from services.dashboard.errors import install_error_handlers
 from services.dashboard.routes import status
 from services.dashboard.routes.entities import entity_router
 from shared.metrics import metrics_endpoint
-from shared.settings import Settings
+from shared.settings import DashboardServiceSettings
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 STATIC_DIR = PACKAGE_DIR / "static"
@@ -49,7 +49,7 @@ def check_assets() -> None:
         )
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: DashboardServiceSettings) -> FastAPI:
     """The dashboard for ``settings``; raises MissingAssets when the chart library is absent."""
     check_assets()
     app = FastAPI(

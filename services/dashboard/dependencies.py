@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from google.cloud import bigquery
 
-from shared.settings import Settings
+from shared.settings import DashboardServiceSettings
 from shared.warehouse import UNREACHABLE_ERRORS, create_bigquery_client, warehouse_unavailable
 
 
@@ -22,7 +22,7 @@ from shared.warehouse import UNREACHABLE_ERRORS, create_bigquery_client, warehou
 class DashboardResources:
     """The long-lived objects of one dashboard process."""
 
-    settings: Settings
+    settings: DashboardServiceSettings
     _client: bigquery.Client | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -45,7 +45,7 @@ def get_resources(request: Request) -> DashboardResources:
 ResourcesDep = Annotated[DashboardResources, Depends(get_resources)]
 
 
-def get_settings(resources: ResourcesDep) -> Settings:
+def get_settings(resources: ResourcesDep) -> DashboardServiceSettings:
     return resources.settings
 
 
@@ -53,5 +53,5 @@ def get_client(resources: ResourcesDep) -> bigquery.Client:
     return resources.client()
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[DashboardServiceSettings, Depends(get_settings)]
 ClientDep = Annotated[bigquery.Client, Depends(get_client)]

@@ -6,18 +6,14 @@ URL parameters: ``c.reportId`` picks a template report to copy (none: a blank re
 ``ds.<alias>.*`` group adds a BigQuery data source (``connector=bigQuery``, ``type=TABLE``,
 ``projectId``, ``datasetId``, ``tableId``). Nothing is created until the user saves the report
 in Looker Studio, which runs in the browser with the user's own Google account.
-
-    python -m services.dashboard.looker [--project P] [--dataset D]
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Sequence
 from urllib.parse import urlencode
 
-from shared.settings import Settings, load_settings_or_exit
+from shared.settings import DashboardServiceSettings
 
 LINKING_API_URL = "https://lookerstudio.google.com/reporting/create"
 REPORT_NAME = "coinstream"
@@ -70,7 +66,7 @@ class LookerUnavailable(Exception):
     """The settings point at no warehouse Looker Studio can read."""
 
 
-def url_for_settings(settings: Settings, project: str | None = None) -> str:
+def url_for_settings(settings: DashboardServiceSettings, project: str | None = None) -> str:
     """The link for the configured project and dataset; the emulator is out of Looker's reach."""
     chosen = project or settings.gcp_project
     if not chosen:
@@ -84,25 +80,3 @@ def url_for_settings(settings: Settings, project: str | None = None) -> str:
         settings.bigquery_dataset,
         template_report_id=settings.looker_template_report_id,
     )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m services.dashboard.looker", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("--project", help="BigQuery project (default: COINSTREAM_GCP_PROJECT)")
-    parser.add_argument("--dataset", help="dataset (default: COINSTREAM_BIGQUERY_DATASET)")
-    arguments = parser.parse_args(argv)
-    settings = load_settings_or_exit()
-    if arguments.dataset:
-        settings = settings.model_copy(update={"bigquery_dataset": arguments.dataset})
-    try:
-        print(url_for_settings(settings, arguments.project))
-    except LookerUnavailable as error:
-        print(f"coinstream: {error}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from services.dashboard.entities import Entity, LatestField
 from services.dashboard.metrics import timed_query
 from services.dashboard.models import TableStatus, entity_models
-from shared.settings import Settings
+from shared.settings import WarehouseSettings
 from shared.warehouse import QueryParameter, newest_row, relation_id, run_query
 
 STATUS_DEADLINE_SECONDS = 5.0
@@ -50,7 +50,9 @@ class TimeRange:
         return max(1, math.ceil(span / max(points, 1)))
 
 
-def table_status(client: bigquery.Client, settings: Settings, entity: Entity) -> TableStatus:
+def table_status(
+    client: bigquery.Client, settings: WarehouseSettings, entity: Entity
+) -> TableStatus:
     """The newest row of the entity's view, looking back at most STATUS_HORIZON."""
     view = relation_id(settings, entity.view)
     with timed_query(f"{entity.name}_status"):
@@ -88,7 +90,7 @@ def _select(field: LatestField) -> str:
 
 def latest(
     client: bigquery.Client,
-    settings: Settings,
+    settings: WarehouseSettings,
     entity: Entity,
     time_range: TimeRange,
     limit: int,
@@ -114,7 +116,7 @@ def latest(
 
 def series(
     client: bigquery.Client,
-    settings: Settings,
+    settings: WarehouseSettings,
     entity: Entity,
     ids: Sequence[str],
     time_range: TimeRange,
@@ -160,7 +162,11 @@ def series(
 
 
 def live_since(
-    client: bigquery.Client, settings: Settings, entity: Entity, key: str, time_range: TimeRange
+    client: bigquery.Client,
+    settings: WarehouseSettings,
+    entity: Entity,
+    key: str,
+    time_range: TimeRange,
 ) -> datetime | None:
     """Time of ``key``'s first snapshot in the range: where live data begins."""
     sql = f"""
@@ -181,7 +187,7 @@ def live_since(
 
 def history(
     client: bigquery.Client,
-    settings: Settings,
+    settings: WarehouseSettings,
     entity: Entity,
     key: str,
     time_range: TimeRange,

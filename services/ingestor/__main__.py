@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from services.ingestor.app import run_ingestor
 from services.ingestor.specs import ingestor_spec
-from shared.settings import load_settings_or_exit
+from shared.settings import IngestorSettings, load_settings_or_exit
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -21,7 +21,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="assets runs the asset-ingestor, exchanges the exchange-ingestor",
     )
     arguments = parser.parse_args(argv)
-    settings = load_settings_or_exit()
+    settings = load_settings_or_exit(IngestorSettings)
     spec, port = ingestor_spec(settings, arguments.listing)
     run_ingestor(spec, settings, port=port)
 

@@ -28,7 +28,7 @@ from shared.coincap.client import CoinCapClient
 from shared.control_state import DesiredStateWatcher
 from shared.logging import configure_logging
 from shared.metrics import metrics_endpoint
-from shared.settings import Settings
+from shared.settings import IngestorSettings
 
 
 def create_app(ingestor: Ingestor) -> FastAPI:
@@ -68,7 +68,7 @@ def create_app(ingestor: Ingestor) -> FastAPI:
     return app
 
 
-def run_ingestor(spec: IngestorSpec, settings: Settings, port: int) -> None:
+def run_ingestor(spec: IngestorSpec, settings: IngestorSettings, port: int) -> None:
     """Run one ingestor until SIGTERM or Ctrl-C."""
     configure_logging(spec.name, settings.log_level)
 

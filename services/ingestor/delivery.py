@@ -14,10 +14,9 @@ answers metadata requests yet leaves records unanswered for ``STALL_SECONDS``; t
 not got acknowledged is sent again, and may reach Kafka twice (counted in
 ``coinstream_records_resent_total``; the warehouse stores such a record once).
 
-Every poll is also written to a durable spool on local disk (``spool``) before it counts as
-fetched, and removed from it once the buffer lets it go; a stopped or killed ingestor delivers
-what its spool holds first when it starts again. The spool is written from one thread of its
-own, so an fsync never holds up the sender.
+Every poll is also written to a durable spool on local disk (``spool_writer``) before it counts
+as fetched, and removed from it once the buffer lets it go; a stopped or killed ingestor
+delivers what its spool holds first when it starts again.
 
 Nothing is lost silently: a poll dropped from a full buffer or spool, a record not sent again
 because a newer snapshot of its key is stored, or records neither acknowledged nor spooled when
@@ -28,11 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Literal
 
 from aiokafka import AIOKafkaProducer
@@ -42,10 +38,10 @@ from services.ingestor import metrics
 from services.ingestor.buffer import DeliveryBuffer, Dropped, PendingPoll
 from services.ingestor.session import ProducerSession
 from services.ingestor.specs import IngestorSpec
-from services.ingestor.spool import PollSpool, SpooledPoll, SpoolInUse
+from services.ingestor.spool_writer import SpoolWriter
 from shared.envelope import OutgoingMessage
 from shared.kafka import create_producer, ensure_topics, kafka_answers, pipeline_topics
-from shared.settings import Settings
+from shared.settings import IngestorSettings
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +56,6 @@ BROKER_CHECK_SECONDS = 5.0
 WATCH_INTERVAL_SECONDS = 1.0
 PRODUCER_CLOSE_SECONDS = 5.0
 DROPPED_POLL_IDS_KEPT = 100
-SPOOL_TRIM_SECONDS = 0.5
-"""How often polls Kafka has are removed from the spool when no new poll's write carries the
-removal: one fsync for all of them, not one per acknowledged poll."""
 
 LossReason = Literal["buffer_full", "spool_full", "shutdown", "superseded"]
 """Why records were dropped: the buffer overflowed its records or its (spool's) bytes; the
@@ -82,7 +75,7 @@ class KafkaDelivery:
     """One ingestor's way into Kafka. ``deliver_forever`` runs beside the poller until it is
     cancelled; a producer session is started when the broker answers and kept while it works."""
 
-    def __init__(self, spec: IngestorSpec, settings: Settings) -> None:
+    def __init__(self, spec: IngestorSpec, settings: IngestorSettings) -> None:
         self.spec = spec
         self.settings = settings
         self.buffer = DeliveryBuffer(
@@ -90,17 +83,9 @@ class KafkaDelivery:
             settings.ingest_spool_max_bytes,
             on_release=self._released,
         )
-        self.spool_path = settings.ingest_spool_directory / f"{spec.name}.sqlite3"
-        self.spool: PollSpool | None = None
-        """The durable spool, once ``open_spool`` has opened it; None before, or without one."""
-        self.spool_problem: str | None = None
-        """Why polls are not being spooled, if they are not: a kill would lose them."""
-        self._spool_tried = False
-        self._spool_thread: ThreadPoolExecutor | None = None
-        self._spool_removals: list[str] = []
-        """Poll ids for the spool to forget with its next write."""
-        self._spool_rewrites: dict[str, list[OutgoingMessage]] = {}
-        """Per poll id, the records still owed, for the spool's next write."""
+        self.spool = SpoolWriter(
+            spec.name, settings.ingest_spool_directory / f"{spec.name}.sqlite3"
+        )
         self.max_polls_in_flight = settings.ingest_max_polls_in_flight
         self.session: ProducerSession | None = None
         self.kafka_connected = False
@@ -113,12 +98,6 @@ class KafkaDelivery:
         self._broker_answering_since: float | None = None
         """Since when the broker has answered while this session's records wait, if it has."""
         metrics.BUFFER_RECORDS.labels(spec.name).set_function(lambda: self.buffer.records)
-        metrics.SPOOL_RECORDS.labels(spec.name).set_function(
-            lambda: self.spool.records if self.spool is not None else 0
-        )
-        metrics.SPOOL_BYTES.labels(spec.name).set_function(
-            lambda: self.spool.bytes if self.spool is not None else 0
-        )
 
     @property
     def producer(self) -> AIOKafkaProducer | None:
@@ -128,151 +107,43 @@ class KafkaDelivery:
     async def queue(self, poll: PendingPoll) -> None:
         """Hand a poll over for delivery, dropping (and counting) the oldest waiting ones if the
         buffer overflows; return once the spool holds it (or could not take it: logged)."""
-        self._open_spool_or_go_without()
+        self._queue_recovered(self.spool.open_or_go_without())
         dropped = self.buffer.add(poll)
         self._count_overflow(dropped)
         if all(each.poll is not poll for each in dropped):
-            await self._write_spool(add=poll)
+            await self.spool.write(add=poll)
 
     async def deliver_forever(self) -> None:
         """Hand the buffered polls to the producer in order, retrying with backoff while Kafka
         is away; beside it, watch Kafka's answers (the sender may wait inside a send) and
         remove from the spool what Kafka has."""
-        self._open_spool_or_go_without()
+        self._queue_recovered(self.spool.open_or_go_without())
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._hand_over_forever())
             tasks.create_task(self._watch_answers_forever())
-            tasks.create_task(self._trim_spool_forever())
-
-    # --- the durable spool ---------------------------------------------------------------------
+            tasks.create_task(self.spool.trim_forever())
 
     def open_spool(self) -> None:
-        """Open the spool and queue the polls an earlier run left in it, oldest first, ahead of
-        anything newly fetched. Once; later calls do nothing.
-
-        Raises ``SpoolInUse`` when another process holds this ingestor's spool. A file that
-        cannot be read is set aside (``PollSpool.open``); a spool that cannot be had at all
-        leaves the ingestor delivering from memory, with ``spool_problem`` saying why.
-        """
-        if self._spool_tried:
-            return
-        spool = PollSpool(self.spool_path)
-        try:
-            recovery = spool.open()
-        except SpoolInUse:
-            raise
-        except (OSError, sqlite3.Error) as error:
-            self._spool_tried = True
-            self._go_without_spool(f"cannot open the ingest spool {self.spool_path}: {error}")
-            return
-        self._spool_tried = True
-        if recovery.set_aside_to is not None:
-            metrics.SPOOL_SET_ASIDE.labels(self.spec.name).inc()
-            logger.error(
-                "%s: the ingest spool %s could not be read (%s); moved it to %s and started an "
-                "empty one: polls it may hold are not delivered",
-                self.spec.name,
-                self.spool_path,
-                recovery.set_aside_reason,
-                recovery.set_aside_to,
-            )
-        self.spool = spool
-        self._spool_thread = ThreadPoolExecutor(1, thread_name_prefix=f"{self.spec.name}-spool")
-        if not recovery.polls:
-            return
-        recovered = 0
-        for spooled in recovery.polls:
-            poll = PendingPoll(spooled.poll_id, list(spooled.messages), spooled=True)
-            recovered += len(poll.undelivered)
-            self._count_overflow(self.buffer.add(poll))
-        metrics.SPOOL_RECOVERED_RECORDS.labels(self.spec.name).inc(recovered)
-        metrics.RECORDS_RESENT.labels(self.spec.name).inc(recovered)
-        logger.warning(
-            "%s: %d poll(s) (%d records) an earlier run fetched are in the spool %s; delivering "
-            "them first. Those Kafka stored before that run ended are stored twice (the "
-            "warehouse keeps one)",
-            self.spec.name,
-            len(recovery.polls),
-            recovered,
-            self.spool_path,
-            extra={
-                "poll_ids": [poll.poll_id for poll in recovery.polls],
-                "recovered_records": recovered,
-            },
-        )
+        """Open the spool and queue the polls an earlier run left in it ahead of anything newly
+        fetched (``SpoolWriter.open``: raises ``SpoolInUse`` when another process holds it)."""
+        self._queue_recovered(self.spool.open())
 
     async def close_spool(self) -> None:
         """Write the removals due and close the spool; the last thing a delivery does."""
-        spool, thread = self.spool, self._spool_thread
-        if spool is None or thread is None:
-            return
-        await self._write_spool()
-        await asyncio.get_running_loop().run_in_executor(thread, spool.close)
-        thread.shutdown(wait=True)
-        self.spool, self._spool_thread = None, None
+        await self.spool.close()
 
-    def _open_spool_or_go_without(self) -> None:
-        try:
-            self.open_spool()
-        except SpoolInUse as error:
-            self._spool_tried = True
-            self._go_without_spool(str(error))
-
-    def _go_without_spool(self, problem: str) -> None:
-        self.spool_problem = problem
-        logger.error(
-            "%s: %s; delivering from memory only: polls held when the ingestor is killed are lost",
-            self.spec.name,
-            problem,
-        )
-
-    async def _write_spool(self, add: PendingPoll | None = None) -> None:
-        """One spool transaction: ``add`` after every poll held, with the removals and
-        rewrites due; a failure is counted and logged, and the removals and rewrites wait for
-        the next write."""
-        spool, thread = self.spool, self._spool_thread
-        removals, self._spool_removals = self._spool_removals, []
-        rewrites, self._spool_rewrites = self._spool_rewrites, {}
-        if spool is None or thread is None or (add is None and not removals and not rewrites):
-            return
-        spooled = SpooledPoll(add.poll_id, tuple(add.undelivered)) if add is not None else None
-        started = time.perf_counter()
-        try:
-            await asyncio.get_running_loop().run_in_executor(
-                thread, partial(spool.write, spooled, removals, rewrites)
-            )
-        except (OSError, sqlite3.Error) as error:
-            self._spool_removals[:0] = removals
-            self._spool_rewrites = rewrites | self._spool_rewrites
-            metrics.SPOOL_WRITE_FAILURES.labels(self.spec.name).inc()
-            self.spool_problem = f"writing the ingest spool {self.spool_path} failed: {error}"
-            logger.error(
-                "%s: %s%s",
-                self.spec.name,
-                self.spool_problem,
-                f"; poll {add.poll_id} is held in memory only" if add is not None else "",
-            )
-            return
-        metrics.SPOOL_WRITE_DURATION.labels(self.spec.name).observe(time.perf_counter() - started)
-        self.spool_problem = None
-        if add is not None:
-            add.spooled = True
-
-    async def _trim_spool_forever(self) -> None:
-        while True:
-            await asyncio.sleep(SPOOL_TRIM_SECONDS)
-            await self._write_spool()
+    def _queue_recovered(self, polls: list[PendingPoll]) -> None:
+        for poll in polls:
+            self._count_overflow(self.buffer.add(poll))
 
     def _released(self, poll: PendingPoll) -> None:
         """The buffer let a delivered poll go: the spool forgets it with its next write."""
-        if self.spool is not None:
-            self._spool_removals.append(poll.poll_id)
+        self.spool.forget(poll.poll_id)
 
     def _count_overflow(self, dropped: list[Dropped]) -> None:
         for poll, reason in dropped:
             self._count_loss(poll.poll_id, poll.waiting_records, reason)
-            if self.spool is not None:
-                self._spool_removals.append(poll.poll_id)
+            self.spool.forget(poll.poll_id)
 
     async def _hand_over_forever(self) -> None:
         retry_seconds = SEND_RETRY_FIRST_SECONDS
@@ -320,7 +191,7 @@ class KafkaDelivery:
                     len(kept),
                     sum(poll.waiting_records for poll in kept),
                     timeout,
-                    self.spool_path,
+                    self.spool.path,
                 )
             if lost:
                 logger.error(
@@ -428,8 +299,8 @@ class KafkaDelivery:
         # keeps only the rest, so a restart sends neither again.
         for poll, before in held:
             if len(poll.undelivered) != before:
-                self._spool_rewrites[poll.poll_id] = list(poll.undelivered)
-        await self._write_spool()
+                self.spool.rewrite(poll.poll_id, list(poll.undelivered))
+        await self.spool.write()
         if settlement.refused:
             metrics.KAFKA_SEND_FAILURES.labels(self.spec.name).inc(settlement.refused)
         if settlement.resent:

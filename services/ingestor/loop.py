@@ -45,7 +45,7 @@ from shared.envelope import (
     dead_letter_message,
     record_or_dead_letter,
 )
-from shared.settings import Settings
+from shared.settings import IngestorSettings
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class Ingestor:
     def __init__(
         self,
         spec: IngestorSpec,
-        settings: Settings,
+        settings: IngestorSettings,
         client: CoinCapClient,
         wait_for_desired_state: bool = False,
     ) -> None:

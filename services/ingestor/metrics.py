@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-import shared.metrics  # noqa: F401  (turns off the *_created series before these are made)
-
 COINCAP_REQUESTS = Counter(
     "coinstream_coincap_requests_total",
     "CoinCap HTTP requests, by endpoint and status code ('error' for no answer).",

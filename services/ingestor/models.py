@@ -60,8 +60,8 @@ class IngestorHealth(BaseModel):
         """The health report for the loop's, its schedule's and its delivery's state now."""
         schedule, delivery = ingestor.schedule, ingestor.delivery
         buffered_records = delivery.buffer.records
-        spool = delivery.spool
-        if ingestor.state in ("STARTING", "FAILED") or delivery.spool_problem is not None:
+        spool = delivery.spool.file
+        if ingestor.state in ("STARTING", "FAILED") or delivery.spool.problem is not None:
             degraded = True
         elif ingestor.state in ("PAUSED", "STOPPED"):
             # Idle on purpose: no polls and possibly no producer; only undelivered records count.
@@ -97,9 +97,9 @@ class IngestorHealth(BaseModel):
             buffered_records=buffered_records,
             dropped_records=delivery.dropped_records,
             dropped_poll_ids=list(delivery.dropped_poll_ids),
-            spool_path=str(delivery.spool_path),
+            spool_path=str(delivery.spool.path),
             spooled_polls=spool.polls if spool is not None else 0,
             spooled_records=spool.records if spool is not None else 0,
             spooled_bytes=spool.bytes if spool is not None else 0,
-            spool_problem=redact_secrets(delivery.spool_problem, ingestor.settings),
+            spool_problem=redact_secrets(delivery.spool.problem, ingestor.settings),
         )

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from services.ingestor import metrics
 from services.ingestor.specs import IngestorSpec
-from shared.settings import Settings
+from shared.settings import IngestorSettings
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class PollSchedule:
     says the quota is spent, no poll is due until the pause is over or a restart ends it.
     """
 
-    def __init__(self, spec: IngestorSpec, settings: Settings) -> None:
+    def __init__(self, spec: IngestorSpec, settings: IngestorSettings) -> None:
         self.spec = spec
         self.settings = settings
         self._explicit_interval = settings.poll_interval_seconds

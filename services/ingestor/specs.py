@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.coincap.client import Endpoint
-from shared.settings import Settings
+from shared.settings import IngestorSettings
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class IngestorSpec:
     topic: str
 
 
-def ingestor_spec(settings: Settings, endpoint: Endpoint) -> tuple[IngestorSpec, int]:
+def ingestor_spec(settings: IngestorSettings, endpoint: Endpoint) -> tuple[IngestorSpec, int]:
     """The ingestor of one CoinCap listing, and the port its HTTP face listens on."""
     if endpoint == "assets":
         spec = IngestorSpec("asset-ingestor", "assets", "id", settings.topic_assets)

@@ -2,9 +2,10 @@
 
 The delivery buffer (``buffer``) lives in memory, so an ingestor SIGKILLed, OOM-killed or losing
 its machine while Kafka is away would lose every poll it holds. The spool is that buffer's copy
-on disk: ``KafkaDelivery`` writes a poll here before the poll counts as fetched, removes it once
-the buffer lets it go (Kafka acknowledged all of it and every poll before it), and at start
-hands what it finds back to the buffer, oldest first, before anything newly fetched.
+on disk: ``KafkaDelivery`` writes a poll here (through ``spool_writer``) before the poll counts
+as fetched, removes it once the buffer lets it go (Kafka acknowledged all of it and every poll
+before it), and at start hands what it finds back to the buffer, oldest first, before anything
+newly fetched.
 
 Decisions, and why:
 

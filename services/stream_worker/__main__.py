@@ -22,7 +22,7 @@ from services.stream_worker.app import serve_in_background
 from services.stream_worker.checkpoint_lease import CheckpointHeld, LeaseLost
 from services.stream_worker.worker import StreamWorker
 from shared.logging import configure_logging
-from shared.settings import load_settings_or_exit
+from shared.settings import WorkerSettings, load_settings_or_exit
 from shared.warehouse import WarehouseIncompatible
 
 EXIT_CHECKPOINT_HELD = 3
@@ -30,7 +30,7 @@ EXIT_CHECKPOINT_HELD = 3
 
 
 def main() -> None:
-    settings = load_settings_or_exit()
+    settings = load_settings_or_exit(WorkerSettings)
     configure_logging("stream-worker", settings.log_level)
     worker = StreamWorker(settings)
 

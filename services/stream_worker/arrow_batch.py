@@ -43,8 +43,8 @@ class SplitBatch:
 
 
 def table_rows_of(collected: pa.Table, table: TableSchema) -> pa.Table:
-    """The messages ``table`` made rows of: its columns, ``quarantine_reason`` and the
-    message's coordinates, as ``transforms.table_rows`` gives them."""
+    """The messages ``table`` made rows of (those of its topic with a readable envelope): its
+    columns, ``quarantine_reason``, ``processing_timestamp`` and the message's coordinates."""
     made = collected.filter(pc.is_valid(collected[table.table]))
     struct = made[table.table].combine_chunks()
     assert isinstance(struct, pa.StructArray)

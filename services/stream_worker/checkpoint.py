@@ -11,7 +11,7 @@ only writer of its checkpoint, since it holds the checkpoint's lease (``checkpoi
 from before this until it stops.
 
 The offset log also says which Kafka offsets each batch was planned to read, which is how the
-worker counts records that retention deleted before they were read (``offsets.lost_ranges``).
+worker counts records that retention deleted before they were read (``data_loss.lost_ranges``).
 """
 
 from __future__ import annotations

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.settings import Settings
+from shared.settings import WorkerSettings
 
 
 class SparkJarsMissing(RuntimeError):
     """A connector's jars are not where setup puts them; the message says how to fetch them."""
 
 
-def spark_kafka_jars_dir(settings: Settings) -> Path:
+def spark_kafka_jars_dir(settings: WorkerSettings) -> Path:
     """The folder setup fills with the Kafka connector and its dependencies."""
     return settings.cache_dir / "jars" / "spark-kafka"
 
 
-def gcs_connector_jars_dir(settings: Settings) -> Path:
+def gcs_connector_jars_dir(settings: WorkerSettings) -> Path:
     """The folder setup fills with the (shaded, self-contained) Cloud Storage connector."""
     return settings.cache_dir / "jars" / "gcs-connector"
 
@@ -37,12 +37,12 @@ def _fetched_jars(folder: Path, what: str) -> list[Path]:
     return jars
 
 
-def spark_kafka_jars(settings: Settings) -> list[Path]:
+def spark_kafka_jars(settings: WorkerSettings) -> list[Path]:
     """The jars Spark needs for its Kafka source, as fetched by setup."""
     return _fetched_jars(spark_kafka_jars_dir(settings), "Spark Kafka connector")
 
 
-def worker_jars(settings: Settings) -> list[Path]:
+def worker_jars(settings: WorkerSettings) -> list[Path]:
     """Every jar the worker's session needs: the Kafka source, and the Cloud Storage connector
     only when the checkpoint is in Cloud Storage (local runs keep the classpath they had)."""
     jars = spark_kafka_jars(settings)

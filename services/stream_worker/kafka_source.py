@@ -8,7 +8,7 @@ credentials as a JAAS line. Spark redacts the JAAS line in its logs.
 
 from __future__ import annotations
 
-from shared.settings import Settings
+from shared.settings import WorkerSettings
 
 SASL_LOGIN_MODULES = {
     "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
@@ -21,7 +21,7 @@ def _jaas_quoted(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def kafka_security_options(settings: Settings) -> dict[str, str]:
+def kafka_security_options(settings: WorkerSettings) -> dict[str, str]:
     """The Kafka client properties for the security settings, prefixed as Spark wants them."""
     protocol = settings.kafka_security_protocol
     options: dict[str, str] = {"kafka.security.protocol": protocol}
@@ -44,7 +44,7 @@ def kafka_security_options(settings: Settings) -> dict[str, str]:
     return options
 
 
-def kafka_source_options(settings: Settings) -> dict[str, str]:
+def kafka_source_options(settings: WorkerSettings) -> dict[str, str]:
     """Every option of the worker's ``readStream.format("kafka")``."""
     return {
         "kafka.bootstrap.servers": settings.kafka_bootstrap_servers,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-import shared.metrics  # noqa: F401  (turns off the *_created series before these are made)
-
 BATCH_DURATION = Histogram(
     "coinstream_stream_batch_duration_seconds",
     "Wall time of one micro-batch: transform, warehouse load and MERGE, offset commit.",

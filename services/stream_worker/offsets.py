@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from shared.kafka import kafka_client_config
-from shared.settings import Settings
+from shared.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class OffsetCommitter:
     the group coordinator open across batches instead of opening one per batch.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(

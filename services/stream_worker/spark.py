@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from shared.settings import Settings
+from shared.settings import WorkerSettings
 
 MIB = 2**20
 
@@ -33,7 +33,7 @@ GCS_SIZE_DEFAULTS = {
 }
 
 
-def cloud_storage_config(settings: Settings) -> dict[str, str]:
+def cloud_storage_config(settings: WorkerSettings) -> dict[str, str]:
     """Hadoop settings that make ``gs://`` paths the Cloud Storage connector's.
 
     Credentials: the connector uses ``GOOGLE_APPLICATION_CREDENTIALS`` (a key file) when set,
@@ -54,7 +54,7 @@ def cloud_storage_config(settings: Settings) -> dict[str, str]:
     return config
 
 
-def cluster_config(settings: Settings) -> dict[str, str]:
+def cluster_config(settings: WorkerSettings) -> dict[str, str]:
     """Executor sizing for a cluster master; nothing for a local one (its executor is the
     driver's own JVM)."""
     if not settings.spark_runs_on_cluster:
@@ -72,7 +72,7 @@ def cluster_config(settings: Settings) -> dict[str, str]:
     return config
 
 
-def build_spark_session(settings: Settings, app_name: str, jars: list[Path]) -> SparkSession:
+def build_spark_session(settings: WorkerSettings, app_name: str, jars: list[Path]) -> SparkSession:
     """The worker's (or a test's) SparkSession, with ``jars`` on its classpath and shipped to
     its executors; ``spark_conf`` comes last, so it can change any of the rest."""
     # Without this Spark warns that the hostname resolves to a loopback address.

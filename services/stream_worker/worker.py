@@ -1,19 +1,18 @@
 """The stream worker's wiring: Kafka source -> transformations -> idempotent sink, on a trigger.
 
 One streaming query reads both record topics with Spark's own Kafka source. Each micro-batch is
-transformed (``transforms``), written exactly once (``sink``), and then its offsets are
-committed to the worker's consumer group (``offsets``) so that lag is visible. A failing batch
-stops the query, and a query may fail to start; either way the worker starts it again from its
-checkpoint after a pause that grows with failures in a row, so the batch is run again and the
-stream keeps going. Before it touches the checkpoint it takes the checkpoint's lease, so no
-second worker runs on it (``checkpoint_lease``); before each start it removes what a killed
-worker left half-written in the checkpoint (``checkpoint``); each batch counts the records
-retention deleted before they were read (``data_loss``).
+transformed, written exactly once and its offsets committed to the worker's consumer group
+(``micro_batch``). A failing batch stops the query, and a query may fail to start; either way
+the worker starts it again from its checkpoint after a pause that grows with failures in a row,
+so the batch is run again and the stream keeps going. Before it touches the checkpoint it takes
+the checkpoint's lease, so no second worker runs on it (``checkpoint_lease``); once, before the
+first start, it makes sure of Kafka and the warehouse (``startup``) and lets the sink do its own
+start-up work (``sinks``); before each start it removes what a killed worker left half-written
+in the checkpoint (``checkpoint``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -22,45 +21,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import pyarrow as pa
-from google.cloud import bigquery
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_not_exception_type,
-    stop_after_delay,
-    wait_exponential,
-)
 
 from services.stream_worker import batch_phases, metrics
-from services.stream_worker.arrow_batch import split_batch
 from services.stream_worker.checkpoint import Checkpoint
 from services.stream_worker.checkpoint_lease import LeaseKeeper, LeaseLost, checkpoint_lease
-from services.stream_worker.data_loss import LostRange, lost_ranges, with_lost_ranges
-from services.stream_worker.faults import FaultPoint, kill_worker
 from services.stream_worker.jars import worker_jars
 from services.stream_worker.kafka_source import kafka_source_options
-from services.stream_worker.offsets import OffsetCommitter, next_offsets
-from services.stream_worker.sink import drop_stale_staging_tables
-from services.stream_worker.sinks import BatchSink, create_sink
+from services.stream_worker.micro_batch import BatchProcessor
+from services.stream_worker.offsets import OffsetCommitter
+from services.stream_worker.sinks import create_sink
 from services.stream_worker.spark import build_spark_session
-from services.stream_worker.transforms import BatchRows
-from shared.control_state import Desired, DesiredStateThread, restart_requested
-from shared.kafka import ensure_topics, pipeline_topics
-from shared.schemas import ASSET_HISTORY, ASSETS, EXCHANGES, QUARANTINE, RECORD_TABLES, TableSchema
-from shared.settings import Settings
-from shared.warehouse import (
-    WarehouseIncompatible,
-    check_warehouse,
-    create_bigquery_client,
-    dataset_id,
-    ensure_views,
-    ensure_warehouse,
-    evolve_warehouse,
+from services.stream_worker.startup import (
+    prepare_dependencies,
+    warn_if_checkpoint_bound_to_this_machine,
 )
+from shared.control_state import Desired, DesiredStateThread, restart_requested
+from shared.settings import WorkerSettings
+from shared.warehouse import dataset_id
 
 logger = logging.getLogger(__name__)
 
@@ -70,22 +50,7 @@ COMPONENT = "stream-worker"
 RESTART_PAUSE_SECONDS = 5.0
 MAX_RESTART_PAUSE_SECONDS = 60.0
 """Failures in a row double the pause before the next start, up to this."""
-DEPENDENCY_PATIENCE_SECONDS = 300.0
 GRACEFUL_STOP_SECONDS = 60.0
-
-
-def checkpoint_bound_to_this_machine(settings: Settings) -> bool:
-    """True for a checkpoint on a local path while Spark runs on a cluster of other machines.
-
-    Only the driver reads and writes the checkpoint (the query keeps no state on executors),
-    but on a cluster the worker may be started again on another machine, which would find no
-    checkpoint there and start from the earliest offsets.
-    """
-    master = settings.spark_master_url
-    on_this_machine = not settings.spark_runs_on_cluster or any(
-        host in master for host in ("//127.0.0.1:", "//localhost:")
-    )
-    return not on_this_machine and "://" not in settings.checkpoint_location
 
 
 def first_line(error: BaseException) -> str:
@@ -115,190 +80,71 @@ class WorkerStatus:
 class StreamWorker:
     """Runs the streaming query until ``stop``; restarts it from its checkpoint after a failure."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
         self.status = WorkerStatus()
         self._stopping = threading.Event()
         self._spark: SparkSession | None = None
         self._query: StreamingQuery | None = None
-        self._sink: BatchSink | None = None
+        self._batches: BatchProcessor | None = None
         self._committer: OffsetCommitter | None = None
         self._checkpoint: Checkpoint | None = None
         self._run_id = "unstarted"
-        """A fresh id each time the query starts; staging tables carry it (see ``sink``)."""
+        """A fresh id each time the query starts; the sinks tell runs apart by it (``sinks``)."""
         self._failures_in_a_row = 0
-        self._batch_rows: BatchRows | None = None
-        """Made at the first batch, when Spark's JVM is up, and kept (see ``BatchRows``)."""
         self._lease_lost: LeaseLost | None = None
         """Set when another worker may hold the checkpoint now: nothing more may be written."""
 
     # --- the micro-batch -----------------------------------------------------------------------
 
     def process_batch(self, batch: DataFrame, batch_id: int) -> None:
-        """Transform one micro-batch, write it exactly once, then commit its offsets.
-
-        The batch is read, typed and collected in one Spark job (``transforms.BatchRows``)
-        and split into tables in Arrow (``arrow_batch``); each phase is timed
-        (``batch_phases``) into the batch's log line and the phase histogram.
-        """
-        assert self._sink is not None and self._committer is not None
-        started = time.monotonic()
+        """Spark's ``foreachBatch``: the batch written exactly once (``micro_batch``), then
+        noted in the worker's state, counted and logged."""
+        assert self._batches is not None
         self.status.batch_in_progress = batch_id
         try:
-            with batch_phases.recording() as phases:
-                with batch_phases.phase("spark.define"):
-                    if self._batch_rows is None:
-                        self._batch_rows = BatchRows(
-                            self._record_tables(), self.settings.snapshot_time_window_hours
-                        )
-                    rows = self._batch_rows.of_messages(batch)
-                collected = batch_phases.collect_arrow(rows, "batch")
-                with batch_phases.phase("arrow.split"):
-                    split = split_batch(collected, list(RECORD_TABLES))
-                lost = self._lost_ranges(batch_id, split.coordinates)
-                if self._lease_lost is not None:
-                    raise self._lease_lost  # a successor may be writing: this batch is theirs
-                written: dict[str, int] = {}
-                for table in RECORD_TABLES:
-                    written[table.table] = self._sink.write(
-                        table, split.rows[table.table], self._run_id, batch_id
-                    )
-                written[QUARANTINE.table] = self._sink.write(
-                    QUARANTINE, with_lost_ranges(split.quarantine, lost), self._run_id, batch_id
-                )
-                self._fault_point("after-merge", written)
-                with batch_phases.phase("offset_commit"):
-                    self._committer.commit(next_offsets(split.coordinates))
-                self._fault_point("after-commit", written)
+            done = self._batches.process(batch, batch_id, self._run_id)
         finally:
             self.status.batch_in_progress = None
-
         self._failures_in_a_row = 0
         spark_trigger = batch_phases.previous_trigger(
             self._query.lastProgress if self._query is not None else None, batch_id
         )
-        for gap in lost:
-            metrics.OFFSETS_LOST.labels(gap.topic).inc(gap.count)
-            logger.warning(
-                "batch %d: %s (%d records); a quarantine row records it",
-                batch_id,
-                gap.reason,
-                gap.count,
-                extra={"batch_id": batch_id, "topic": gap.topic, "lost": gap.count},
-            )
-        elapsed = time.monotonic() - started
-        metrics.BATCH_DURATION.observe(elapsed)
-        phases.observe()
-        for table_name, count in written.items():
-            if table_name == QUARANTINE.table:
-                metrics.ROWS_QUARANTINED.inc(count)
-            else:
-                metrics.ROWS_WRITTEN.labels(table_name).inc(count)
-        metrics.LAST_BATCH.set(time.time())
         self.status.batches += 1
         self.status.last_batch_id = batch_id
         self.status.last_batch_at = datetime.now(UTC)
-        self.status.last_batch_rows = written
-        logger.info(
-            "batch %d: %s in %.2f s",
-            batch_id,
-            ", ".join(f"{count} {name}" for name, count in written.items()),
-            elapsed,
-            extra={
-                "batch_id": batch_id,
-                "rows": written,
-                "seconds": round(elapsed, 3),
-                "phases": phases.rounded(),
-                "previous_trigger_ms": spark_trigger,
-            },
-        )
+        self.status.last_batch_rows = done.rows
+        done.report(spark_trigger)
 
-    def _record_tables(self) -> list[tuple[TableSchema, str]]:
-        """Each record table, with the topic its rows come from."""
-        topics = {
-            ASSETS.table: self.settings.topic_assets,
-            EXCHANGES.table: self.settings.topic_exchanges,
-            ASSET_HISTORY.table: self.settings.topic_history,
-        }
-        return [(table, topics[table.table]) for table in RECORD_TABLES]
-
-    def _lost_ranges(self, batch_id: int, coordinates: pa.Table) -> list[LostRange]:
-        """Offsets Spark planned into this batch that Kafka had deleted (see ``data_loss``)."""
-        assert self._checkpoint is not None
-        with batch_phases.phase("checkpoint.planned_offsets"):
-            planned = self._checkpoint.planned_offsets(batch_id)
-        if planned is None:
-            return []
-        start, end = planned
-        return lost_ranges(start, end, coordinates)
-
-    def _fault_point(self, point: FaultPoint, written: dict[str, int]) -> None:
-        """Die here if the settings ask for it (fault injection; see ``faults``)."""
-        if self.settings.worker_fault_point == point and sum(written.values()) > 0:
-            kill_worker(self._spark, point)
+    def _ensure_may_write(self) -> None:
+        """Raise ``LeaseLost`` once another worker may hold the checkpoint."""
+        if self._lease_lost is not None:
+            raise self._lease_lost
 
     # --- the query -----------------------------------------------------------------------------
 
-    def _prepare_dependencies(self) -> bigquery.Client:
-        """Topics, tables and views, waiting for Kafka and the warehouse to answer.
-
-        Under ``make run`` (or compose) every process starts at once, and the broker can take
-        longer to come up than the worker; so the worker waits, saying what it waits for.
-        Where the worker owns the warehouse (the emulator) it creates the tables and views and
-        adds the code's new nullable columns; where Terraform does (GCP) it only checks them.
-        A mismatch either cannot mend (``WarehouseIncompatible``)
-        is raised at once, since no wait will fix it.
-        """
-
-        def log_wait(state: RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            self.status.last_error = f"waiting for Kafka and the warehouse: {error}"
-            logger.warning(
-                "%s; trying again in %.0f s", self.status.last_error, state.upcoming_sleep
-            )
-
-        for attempt in Retrying(
-            stop=stop_after_delay(DEPENDENCY_PATIENCE_SECONDS),
-            wait=wait_exponential(multiplier=1, max=10),
-            retry=retry_if_not_exception_type(WarehouseIncompatible),
-            before_sleep=log_wait,
-            reraise=True,
-        ):
-            with attempt:
-                asyncio.run(ensure_topics(self.settings, pipeline_topics(self.settings)))
-                client = create_bigquery_client(self.settings)
-                if self.settings.worker_owns_warehouse_schema:
-                    ensure_warehouse(client, self.settings)
-                    for column in evolve_warehouse(client, self.settings):
-                        logger.info("added the new column %s to the warehouse", column)
-                    ensure_views(client, self.settings)
-                else:
-                    check_warehouse(client, self.settings)
-        self.status.last_error = None
-        return client
-
     def _setup(self) -> SparkSession:
-        if checkpoint_bound_to_this_machine(self.settings):
-            logger.warning(
-                "the checkpoint %s is a path on this machine, and Spark runs on %s; keep it on "
-                "storage a restarted worker reaches wherever it runs (gs://, hdfs://, a shared "
-                "mount) with COINSTREAM_STREAM_CHECKPOINT_LOCATION",
-                self.settings.checkpoint_location,
-                self.settings.spark_master_url,
-            )
-        client = self._prepare_dependencies()
+        """Once per process: Kafka and the warehouse ready, Spark up, the sink prepared."""
+        warn_if_checkpoint_bound_to_this_machine(self.settings)
+        client = prepare_dependencies(self.settings, on_wait=self._note_waiting)
+        self.status.last_error = None
         self._committer = OffsetCommitter(self.settings)
-        drop_stale_staging_tables(client, self.settings)
         spark = build_spark_session(self.settings, QUERY_NAME, worker_jars(self.settings))
         self._checkpoint = Checkpoint(spark, self.settings.checkpoint_location)
-        self._sink = create_sink(self.settings, client, self._checkpoint)
+        sink = create_sink(self.settings, client, self._checkpoint)
+        sink.prepare()
+        self._batches = BatchProcessor(
+            self.settings, spark, sink, self._committer, self._checkpoint, self._ensure_may_write
+        )
         return spark
+
+    def _note_waiting(self, reason: str) -> None:
+        self.status.last_error = reason
 
     def _start_query(self, spark: SparkSession) -> StreamingQuery:
         settings = self.settings
         assert self._checkpoint is not None
-        if self._lease_lost is not None:
-            raise self._lease_lost  # another worker's writes in flight look unfinished
+        self._ensure_may_write()  # another worker's writes in flight look unfinished
         removed = self._checkpoint.remove_unfinished_writes()
         if removed:
             logger.warning(

@@ -5,10 +5,10 @@ timeouts, connection errors, a short burst of 429s honouring ``Retry-After``), f
 bad key or a retired API version, and stops paging after ``max_pages`` so that a server ignoring
 ``offset`` cannot burn a month's quota. A body is read up to ``max_response_bytes`` and no
 further, so a huge or endless answer fails the poll instead of filling memory. Whatever the body
-holds, a page either comes back or fails with a ``CoinCapError`` (JSON nested past the parser's
-recursion limit included), and a page's own ``timestamp`` must be a time the warehouse can store
-and lie within ``snapshot_time_window_hours`` of now, or the page is a ``MalformedResponse``:
-every record of the page would carry that time. Records come back
+holds, a page either comes back or fails with a ``CoinCapError`` (``answers`` reads each one,
+JSON nested past the parser's recursion limit included), and a page's own ``timestamp`` must be
+a time the warehouse can store and lie within ``snapshot_time_window_hours`` of now, or the page
+is a ``MalformedResponse``: every record of the page would carry that time. Records come back
 raw: validating them is the caller's job (``shared.coincap.models``), because invalid records
 still go to the dead-letter topic as sent.
 """
@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -30,17 +27,16 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
+from shared.coincap.answers import page_from, read_within_limit, retry_after_seconds
 from shared.coincap.errors import (
     BadApiKey,
     CoinCapUnavailable,
     MalformedResponse,
     QuotaExhausted,
     ResponseTooLarge,
-    RetiredApiVersion,
     UnexpectedStatus,
 )
-from shared.schemas import ASSETS
-from shared.settings import Settings
+from shared.settings import CoinCapSettings
 
 logger = logging.getLogger(__name__)
 
@@ -56,16 +52,10 @@ MAX_PAGE_LIMIT = 2000
 DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 """A full page of 2000 assets is under 1 MB; eight times that is no listing CoinCap sends."""
 
-_BODY_ENCODING_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
-
-DEFAULT_SNAPSHOT_TIME_WINDOW_HOURS: float = Settings.model_fields[
+DEFAULT_SNAPSHOT_TIME_WINDOW_HOURS: float = CoinCapSettings.model_fields[
     "snapshot_time_window_hours"
 ].default
 """``COINSTREAM_SNAPSHOT_TIME_WINDOW_HOURS``'s default, for clients made without settings."""
-
-SNAPSHOT_TIME_RANGE_MS = ASSETS.column("source_timestamp").timestamp_range_ms
-"""The epoch milliseconds a page ``timestamp`` may be: what the ``source_timestamp`` column
-holds (BigQuery's TIMESTAMP range)."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +140,7 @@ class CoinCapClient:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, on_response: ResponseObserver | None = None
+        cls, settings: CoinCapSettings, *, on_response: ResponseObserver | None = None
     ) -> CoinCapClient:
         """A client for ``settings.coincap_url``: CoinCap with a key, else the local simulator."""
         api_key = settings.coincap_api_key
@@ -257,7 +247,7 @@ class CoinCapClient:
 
     def _page_from(self, url: str, response: httpx.Response) -> tuple[list[Any], int]:
         """The records and the timestamp of one answer, or the error saying why there are none."""
-        records, timestamp_ms = _page_from(url, response)
+        records, timestamp_ms = page_from(url, response)
         now_ms = self._clock() * 1000
         if abs(timestamp_ms - now_ms) > self.snapshot_time_window_ms:
             hours = (timestamp_ms - now_ms) / 3_600_000
@@ -285,7 +275,7 @@ class CoinCapClient:
                     "GET", url, params=params, headers=self._headers, timeout=self.timeout_seconds
                 ) as streamed,
             ):
-                response = await self._read_within_limit(streamed, url)
+                response = await read_within_limit(streamed, url, self.max_response_bytes)
         except (httpx.TransportError, TimeoutError):
             self._observe(endpoint, "error", time.perf_counter() - started)
             raise
@@ -298,30 +288,10 @@ class CoinCapClient:
         if status in (401, 403):
             raise BadApiKey(url, status)
         if status == 429 or status >= 500:
-            raise _RetryableAnswer(status, _retry_after_seconds(response))
+            raise _RetryableAnswer(status, retry_after_seconds(response))
         if not 200 <= status < 300:
             raise UnexpectedStatus(url, status, response.text[:200])
         return response
-
-    async def _read_within_limit(self, streamed: httpx.Response, url: str) -> httpx.Response:
-        """The answer with its body read, or ResponseTooLarge once the body (decompressed)
-        passes ``max_response_bytes``: reading stops there, so memory holds at most that."""
-        declared = streamed.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_response_bytes:
-            raise ResponseTooLarge(url, self.max_response_bytes)
-        body = bytearray()
-        async for chunk in streamed.aiter_bytes():
-            body += chunk
-            if len(body) > self.max_response_bytes:
-                raise ResponseTooLarge(url, self.max_response_bytes)
-        headers = [
-            (name, value)
-            for name, value in streamed.headers.items()
-            if name.lower() not in _BODY_ENCODING_HEADERS  # the body is already decoded
-        ]
-        return httpx.Response(
-            streamed.status_code, headers=headers, content=bytes(body), request=streamed.request
-        )
 
     def _observe(
         self, endpoint: Endpoint | Literal["history"], status: int | str, seconds: float
@@ -352,67 +322,3 @@ class CoinCapClient:
             return "unknown failure"
         detail = str(error)
         return f"{type(error).__name__}: {detail}" if detail else type(error).__name__
-
-
-def _retry_after_seconds(response: httpx.Response) -> float | None:
-    """``Retry-After`` in seconds (it may be a number or an HTTP date), or None when absent."""
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def _page_from(url: str, response: httpx.Response) -> tuple[list[Any], int]:
-    """The records and the timestamp of one answer, or the error saying why there are none; the
-    timestamp within what the warehouse can store (its window around now is the client's)."""
-    try:
-        body = response.json()
-    except RecursionError:
-        # Python's parser recurses once per level: a few kilobytes of "[[[[..." reach its limit.
-        raise MalformedResponse(
-            url, "the body is JSON nested deeper than the parser's recursion limit"
-        ) from None
-    except ValueError:
-        raise MalformedResponse(url, f"the body is not JSON: {response.text[:80]!r}") from None
-    if not isinstance(body, dict) or "data" not in body:
-        raise MalformedResponse(url, "the body has no 'data' field")
-    data = body["data"]
-    if isinstance(data, dict) and "message" in data:
-        raise RetiredApiVersion(url, str(data["message"]))
-    if not isinstance(data, list):
-        raise MalformedResponse(url, f"'data' is {type(data).__name__}, not a list of records")
-    timestamp = body.get("timestamp")
-    # An int is compared as it is: one too large for a float (10**400 is valid JSON) would make
-    # math.isfinite raise OverflowError.
-    if (
-        isinstance(timestamp, bool)
-        or not isinstance(timestamp, int | float)
-        or (isinstance(timestamp, float) and not math.isfinite(timestamp))
-    ):
-        raise MalformedResponse(
-            url, f"'timestamp' is missing or not a number: {_shortened(timestamp)}"
-        )
-    low, high = SNAPSHOT_TIME_RANGE_MS
-    if not low <= timestamp <= high:
-        raise MalformedResponse(
-            url,
-            f"'timestamp' {_shortened(timestamp)} is outside BigQuery's TIMESTAMP range "
-            f"({low} to {high} epoch milliseconds)",
-        )
-    return data, int(timestamp)
-
-
-def _shortened(value: object, limit: int = 40) -> str:
-    """``repr(value)`` cut to ``limit`` characters: a page's timestamp may be anything."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -10,7 +10,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.kafka import TopicSpec
-from shared.settings import Settings
+from shared.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def restart_requested(started_under: int, desired: DesiredState) -> bool:
     return desired.restart_generation != started_under
 
 
-def control_topic(settings: Settings) -> TopicSpec:
+def control_topic(settings: KafkaSettings) -> TopicSpec:
     """The compacted control topic: one partition, so one read shows every component in order."""
     return TopicSpec(
         settings.topic_control,

@@ -20,7 +20,7 @@ from aiokafka.errors import KafkaError
 
 from shared.control_state.models import DesiredState, control_topic, with_defaults
 from shared.kafka import ensure_topics, kafka_client_config, topic_partitions
-from shared.settings import Settings
+from shared.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class DesiredStateWatcher:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: KafkaSettings,
         on_change: Callable[[DesiredState], None] | None = None,
         client_id: str = "coinstream-control-watcher",
     ) -> None:
@@ -195,7 +195,7 @@ class DesiredStateWatcher:
             logger.exception("the desired-state callback failed for %s", state.component)
 
 
-async def _partitions_of(settings: Settings, topic: str) -> list[TopicPartition]:
+async def _partitions_of(settings: KafkaSettings, topic: str) -> list[TopicPartition]:
     """The control topic's partitions; KafkaError while the topic is not there (yet)."""
     numbers = (await topic_partitions(settings, [topic])).get(topic)
     if not numbers:
@@ -212,7 +212,7 @@ class DesiredStateThread:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: KafkaSettings,
         on_change: Callable[[DesiredState], None] | None = None,
         client_id: str = "coinstream-control-watcher",
     ) -> None:

@@ -12,15 +12,15 @@ from google.api_core.retry import Retry
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
-from shared.settings import Settings
+from shared.settings import WarehouseSettings
 
 
-def bigquery_retry(settings: Settings) -> Retry:
+def bigquery_retry(settings: WarehouseSettings) -> Retry:
     """The client's default retry policy, bounded by our deadline."""
     return bigquery.DEFAULT_RETRY.with_deadline(settings.bigquery_timeout_seconds)
 
 
-def create_bigquery_client(settings: Settings) -> bigquery.Client:
+def create_bigquery_client(settings: WarehouseSettings) -> bigquery.Client:
     """A client for real BigQuery when ``gcp_project`` is set, else for the local emulator.
 
     Real BigQuery authenticates with Application Default Credentials

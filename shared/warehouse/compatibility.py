@@ -25,7 +25,7 @@ from google.api_core.exceptions import NotFound
 from google.cloud import bigquery
 
 from shared.schemas import TABLES
-from shared.settings import Settings
+from shared.settings import WarehouseSettings
 from shared.warehouse.client import bigquery_retry
 from shared.warehouse.tables import dataset_id, relation_id, table_definition
 from shared.warehouse.views import view_definitions
@@ -118,7 +118,7 @@ def table_differences(expected: bigquery.Table, actual: bigquery.Table) -> list[
 
 
 def incompatibility_message(
-    settings: Settings, differences: list[str], advice: str = TERRAFORM_ADVICE
+    settings: WarehouseSettings, differences: list[str], advice: str = TERRAFORM_ADVICE
 ) -> str:
     """The one line the worker stops with."""
     return (
@@ -135,7 +135,7 @@ def addable_columns(expected: bigquery.Table, actual: bigquery.Table) -> list[bi
     ]
 
 
-def warehouse_differences(client: bigquery.Client, settings: Settings) -> list[str]:
+def warehouse_differences(client: bigquery.Client, settings: WarehouseSettings) -> list[str]:
     """Every difference between the warehouse and the code, each prefixed by the relation."""
     retry = bigquery_retry(settings)
     timeout = settings.bigquery_timeout_seconds
@@ -163,7 +163,7 @@ def warehouse_differences(client: bigquery.Client, settings: Settings) -> list[s
     return differences
 
 
-def check_warehouse(client: bigquery.Client, settings: Settings) -> None:
+def check_warehouse(client: bigquery.Client, settings: WarehouseSettings) -> None:
     """Raise WarehouseIncompatible unless the tables and views are the ones the code writes.
 
     A warehouse that does not answer raises what the client raises (``GoogleAPIError`` and
@@ -176,7 +176,7 @@ def check_warehouse(client: bigquery.Client, settings: Settings) -> None:
 
 def add_columns(
     client: bigquery.Client,
-    settings: Settings,
+    settings: WarehouseSettings,
     table: bigquery.Table,
     columns: list[bigquery.SchemaField],
 ) -> bigquery.Table:
@@ -205,7 +205,7 @@ def add_columns(
     return table
 
 
-def evolve_warehouse(client: bigquery.Client, settings: Settings) -> list[str]:
+def evolve_warehouse(client: bigquery.Client, settings: WarehouseSettings) -> list[str]:
     """Add the code's new NULLABLE columns to the existing tables; return them as table.column.
 
     Raises WarehouseIncompatible, naming every other difference, when a table differs in a way

@@ -11,7 +11,7 @@ from google.api_core.exceptions import GoogleAPIError, RetryError
 from google.auth.exceptions import GoogleAuthError
 from requests.exceptions import RequestException
 
-from shared.settings import Settings
+from shared.settings import WarehouseSettings
 
 UNREACHABLE_ERRORS: tuple[type[BaseException], ...] = (
     GoogleAPIError,
@@ -30,14 +30,16 @@ class WarehouseUnavailable(Exception):
         self.detail = detail
 
 
-def describe_warehouse(settings: Settings) -> str:
+def describe_warehouse(settings: WarehouseSettings) -> str:
     """The warehouse in words, as messages, logs and the dashboard name it."""
     if settings.uses_bigquery_emulator:
         return f"BigQuery emulator at {settings.bigquery_emulator_url}"
     return f"BigQuery project {settings.gcp_project}"
 
 
-def warehouse_unavailable(settings: Settings, error: BaseException) -> WarehouseUnavailable:
+def warehouse_unavailable(
+    settings: WarehouseSettings, error: BaseException
+) -> WarehouseUnavailable:
     """A WarehouseUnavailable for ``error`` that says which warehouse to check and how."""
     # A retry that ran out names its last failure; a refused connection's own text is a long
     # urllib3 repr that says no more than its type.

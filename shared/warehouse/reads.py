@@ -15,7 +15,7 @@ from typing import Any
 from google.api_core.exceptions import BadRequest, NotFound
 from google.cloud import bigquery
 
-from shared.settings import Settings
+from shared.settings import WarehouseSettings
 from shared.warehouse.client import bigquery_retry
 from shared.warehouse.errors import UNREACHABLE_ERRORS, warehouse_unavailable
 
@@ -30,7 +30,7 @@ PARTITION_COLUMN = "processing_timestamp"
 
 def run_query(
     client: bigquery.Client,
-    settings: Settings,
+    settings: WarehouseSettings,
     sql: str,
     parameters: Sequence[QueryParameter] = (),
     deadline: float | None = None,
@@ -71,7 +71,7 @@ class NewestRow:
 
 def newest_row(
     client: bigquery.Client,
-    settings: Settings,
+    settings: WarehouseSettings,
     relation: str,
     horizon: timedelta | None,
     snapshot_column: str | None = None,

@@ -9,26 +9,26 @@ from __future__ import annotations
 from google.cloud import bigquery
 
 from shared.schemas import TABLES, TableSchema
-from shared.settings import Settings
+from shared.settings import WarehouseSettings
 from shared.warehouse.client import bigquery_retry
 
 
-def dataset_id(settings: Settings) -> str:
+def dataset_id(settings: WarehouseSettings) -> str:
     """``project.dataset`` of the dataset every table and view lives in."""
     return f"{settings.warehouse_project}.{settings.bigquery_dataset}"
 
 
-def relation_id(settings: Settings, name: str) -> str:
+def relation_id(settings: WarehouseSettings, name: str) -> str:
     """Fully qualified ``project.dataset.name`` of a table or view in the dataset."""
     return f"{dataset_id(settings)}.{name}"
 
 
-def table_id(settings: Settings, schema: TableSchema) -> str:
+def table_id(settings: WarehouseSettings, schema: TableSchema) -> str:
     """Fully qualified ``project.dataset.table`` name of a table."""
     return relation_id(settings, schema.table)
 
 
-def table_definition(settings: Settings, schema: TableSchema) -> bigquery.Table:
+def table_definition(settings: WarehouseSettings, schema: TableSchema) -> bigquery.Table:
     """A table partitioned by day on ``processing_timestamp`` and clustered on its key."""
     table = bigquery.Table(table_id(settings, schema), schema=schema.stored_bigquery_schema())
     table.description = schema.description
@@ -47,7 +47,7 @@ def table_definition(settings: Settings, schema: TableSchema) -> bigquery.Table:
 
 
 def ensure_warehouse(
-    client: bigquery.Client, settings: Settings, tables: tuple[TableSchema, ...] = TABLES
+    client: bigquery.Client, settings: WarehouseSettings, tables: tuple[TableSchema, ...] = TABLES
 ) -> list[bigquery.Table]:
     """Create the dataset and tables if missing; existing ones are left as they are."""
     retry = bigquery_retry(settings)

@@ -11,12 +11,12 @@ from __future__ import annotations
 from google.cloud import bigquery
 
 from shared.schemas import ASSETS, EXCHANGES
-from shared.settings import Settings
+from shared.settings import WarehouseSettings
 from shared.warehouse.client import bigquery_retry
 from shared.warehouse.tables import dataset_id, relation_id
 
 
-def view_definitions(settings: Settings) -> dict[str, str]:
+def view_definitions(settings: WarehouseSettings) -> dict[str, str]:
     """The views dashboards read, by name, on the dataset ``settings`` name."""
     return view_queries(dataset_id(settings))
 
@@ -76,7 +76,7 @@ def view_queries(dataset: str) -> dict[str, str]:
     }
 
 
-def ensure_views(client: bigquery.Client, settings: Settings) -> None:
+def ensure_views(client: bigquery.Client, settings: WarehouseSettings) -> None:
     """Create or replace the dashboard views (cheap: a view is only its SQL)."""
     for name, sql in view_definitions(settings).items():
         client.query(

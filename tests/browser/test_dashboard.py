@@ -22,22 +22,15 @@ import pytest
 from google.cloud import bigquery
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from deploy.local.chromium import CHROMIUM, CHROMIUM_ARGS
 from deploy.local.readiness import http_answers
 from shared.schemas import ASSETS
 from shared.settings import PROJECT_ROOT, Settings
 from shared.warehouse import create_bigquery_client, ensure_views, ensure_warehouse, table_id
-from tests.asset_history import load_history, walk_back
-from tests.conftest import (
-    SIMULATOR_PORT,
-    TEST_ENVIRONMENT,
-    TEST_STATE_DIR,
-    LocalStack,
-    ManagedProcess,
-    offset_port,
-    settings_from,
-    wait_for,
-)
+from tests.harness.asset_history import load_history, walk_back
+from tests.harness.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.harness.environment import SIMULATOR_PORT, TEST_ENVIRONMENT, TEST_STATE_DIR, offset_port
+from tests.harness.processes import LocalStack, ManagedProcess, settings_from
+from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.browser
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.chaos.pipeline import ChaosPipeline
-from tests.conftest import LocalStack
+from tests.harness.processes import LocalStack
 
 
 @pytest.fixture(scope="module")

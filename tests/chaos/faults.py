@@ -12,7 +12,7 @@ import httpx
 
 from services.coincap_simulator.faults import ABSURD_VALUES, POISON_VALUES
 from tests.chaos.pipeline import ChaosPipeline
-from tests.conftest import wait_for
+from tests.harness.waiting import wait_for
 
 STORM: list[dict[str, Any]] = [
     {"mode": "rate_limit", "count": 3, "retry_after": 0.5},

@@ -3,7 +3,7 @@
 A simulator of its own (so its served log and fault knobs are this pipeline's alone, and it
 demands a real-looking API key), both ingestors, the stream worker, the control service and the
 dashboard, on topics, a dataset, a checkpoint and a consumer group of their own, on the session's
-broker and emulator (``tests/conftest.py``).
+broker and emulator (the ``local_stack`` fixture).
 """
 
 from __future__ import annotations
@@ -20,16 +20,11 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import (
-    TEST_ENVIRONMENT,
-    TEST_STATE_DIR,
-    LocalStack,
-    ManagedProcess,
-    offset_port,
-    wait_for,
-)
-from tests.integration.control_support import ControlApi, launch, wait_until_answering
-from tests.stream_worker_process import StreamWorkerProcess
+from tests.harness.control_api import ControlApi
+from tests.harness.environment import TEST_ENVIRONMENT, TEST_STATE_DIR, offset_port
+from tests.harness.processes import LocalStack, ManagedProcess, launch, wait_until_answering
+from tests.harness.stream_worker import StreamWorkerProcess
+from tests.harness.waiting import wait_for
 
 PORTS = {
     "simulator": offset_port(18490),

@@ -23,7 +23,8 @@ from typing import Any
 import httpx
 
 from tests.chaos.pipeline import ChaosPipeline
-from tests.conftest import TEST_STATE_DIR, read_topic
+from tests.harness.broker import read_topic
+from tests.harness.environment import TEST_STATE_DIR
 
 REPORT = TEST_STATE_DIR / "chaos-report.jsonl"
 TABLES = {"assets": ("assets", "id"), "exchanges": ("exchanges", "exchange_id")}

@@ -24,7 +24,7 @@ from tests.chaos.faults import (
 )
 from tests.chaos.pipeline import PORTS, ChaosPipeline
 from tests.chaos.reckoning import reckon, report
-from tests.conftest import wait_for
+from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

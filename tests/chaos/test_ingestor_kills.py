@@ -19,7 +19,7 @@ import pytest
 
 from tests.chaos.pipeline import ChaosPipeline
 from tests.chaos.reckoning import reckon, report
-from tests.conftest import wait_for
+from tests.harness.waiting import wait_for
 
 INGESTOR_KILL_ROUNDS = int(os.environ.get("COINSTREAM_CHAOS_INGESTOR_KILLS", "3"))
 INGESTORS = ("asset-ingestor", "exchange-ingestor")

@@ -11,7 +11,7 @@ import pytest
 
 from tests.chaos.pipeline import ChaosPipeline
 from tests.chaos.reckoning import reckon, report
-from tests.conftest import wait_for
+from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.chaos
 

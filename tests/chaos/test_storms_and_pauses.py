@@ -15,7 +15,7 @@ from tests.chaos.faults import (
 )
 from tests.chaos.pipeline import ChaosPipeline
 from tests.chaos.reckoning import reckon, report
-from tests.integration.control_support import topic_end_total
+from tests.harness.broker import topic_end_total
 
 pytestmark = pytest.mark.chaos
 

@@ -1,9 +1,9 @@
 """The clusters of the `cluster` tests: a Spark standalone cluster (a master and two workers) and
 a three-node Kafka cluster, from the same jars and commands as ``make run``, on test ports.
 
-They are small for a two-core machine: one core and 512 MiB per executor, 256 MiB daemons,
-256 MiB per Kafka node. Both write their figures (start times, peak memory, records checked)
-into the terminal summary and ``.state/test*/cluster-report.jsonl``.
+Their settings are ``tests.harness.cluster``'s, small for a two-core machine. Both write their
+figures (start times, peak memory, records checked) into the terminal summary and
+``.state/test*/cluster-report.jsonl``.
 """
 
 from __future__ import annotations
@@ -13,34 +13,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from deploy.local.cluster_processes import KafkaCluster, SparkStandalone
 from deploy.local.errors import StackError
 from tests.cluster.support import FIGURES, LOG_DIR
-from tests.conftest import TEST_ENVIRONMENT, TEST_STATE_DIR, offset_port
-
-SPARK_ENVIRONMENT = {
-    "COINSTREAM_STATE_DIR": str(TEST_STATE_DIR / "spark-cluster"),
-    "COINSTREAM_LOCAL_SPARK_WORKERS": "2",
-    "COINSTREAM_LOCAL_SPARK_MASTER_PORT": str(offset_port(21077)),
-    "COINSTREAM_LOCAL_SPARK_MASTER_UI_PORT": str(offset_port(21180)),
-    "COINSTREAM_SPARK_EXECUTOR_MEMORY": "512m",
-    "COINSTREAM_SPARK_EXECUTOR_CORES": "1",
-    "COINSTREAM_SPARK_EXECUTOR_INSTANCES": "2",
-}
-"""The cluster's settings, which the stream worker also gets (they name its master)."""
-
-KAFKA_CLUSTER_ENVIRONMENT = {
-    **TEST_ENVIRONMENT,
-    "COINSTREAM_STATE_DIR": str(TEST_STATE_DIR / "kafka-cluster"),
-    "COINSTREAM_KAFKA_BOOTSTRAP_SERVERS": ",".join(
-        f"127.0.0.1:{offset_port(port)}" for port in (21192, 21292, 21392)
-    ),
-    "COINSTREAM_KAFKA_CONTROLLER_PORT": str(offset_port(21193)),
-    "COINSTREAM_KAFKA_HEAP": "256m",
-    "COINSTREAM_TOPIC_REPLICATION_FACTOR": "3",
-    "COINSTREAM_TOPIC_MIN_INSYNC_REPLICAS": "2",
-}
-"""Three nodes, and topics replicated three times of which two must hold every record."""
+from tests.harness.cluster import (
+    KAFKA_CLUSTER_ENVIRONMENT,
+    SPARK_ENVIRONMENT,
+    KafkaCluster,
+    SparkStandalone,
+)
+from tests.harness.environment import TEST_ENVIRONMENT
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

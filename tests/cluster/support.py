@@ -15,8 +15,9 @@ from typing import Any
 from shared.envelope import PollContext, record_message
 from shared.kafka import create_producer, ensure_topics, pipeline_topics
 from shared.settings import Settings
-from tests.conftest import TEST_STATE_DIR, ManagedProcess
-from tests.stream_worker_process import StreamWorkerProcess
+from tests.harness.environment import TEST_STATE_DIR
+from tests.harness.processes import ManagedProcess
+from tests.harness.stream_worker import StreamWorkerProcess
 
 LOG_DIR = TEST_STATE_DIR / "logs"
 REPORT = TEST_STATE_DIR / "cluster-report.jsonl"

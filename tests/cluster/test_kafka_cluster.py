@@ -23,31 +23,20 @@ from typing import Any
 import httpx
 import pytest
 
-from deploy.local.cluster_processes import KafkaCluster
 from shared.kafka import describe_partitions
-from tests.cluster.conftest import KAFKA_CLUSTER_ENVIRONMENT
 from tests.cluster.support import (
     LOG_DIR,
     peak_memory_mib,
     process_pid,
     report,
 )
-from tests.conftest import (
-    SIMULATOR_PORT,
-    TEST_ENVIRONMENT,
-    LocalStack,
-    ManagedProcess,
-    offset_port,
-    read_topic,
-    wait_for,
-)
-from tests.integration.control_support import (
-    ControlApi,
-    launch,
-    topic_end_total,
-    wait_until_answering,
-)
-from tests.stream_worker_process import StreamWorkerProcess
+from tests.harness.broker import read_topic, topic_end_total
+from tests.harness.cluster import KAFKA_CLUSTER_ENVIRONMENT, KafkaCluster
+from tests.harness.control_api import ControlApi
+from tests.harness.environment import SIMULATOR_PORT, TEST_ENVIRONMENT, offset_port
+from tests.harness.processes import LocalStack, ManagedProcess, launch, wait_until_answering
+from tests.harness.stream_worker import StreamWorkerProcess
+from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 

@@ -13,9 +13,8 @@ import httpx
 import pytest
 
 from tests.cluster.support import report
-from tests.conftest import offset_port
-from tests.integration.test_make_run import processes_in_session
-from tests.make_run_process import start_make_run
+from tests.harness.environment import offset_port
+from tests.harness.make_run import processes_in_session, start_make_run
 
 pytestmark = pytest.mark.cluster
 

@@ -19,9 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.local.cluster_processes import SparkStandalone
 from deploy.local.spark_cluster import spark_cluster_dir
-from tests.cluster.conftest import SPARK_ENVIRONMENT
 from tests.cluster.support import (
     child_pids,
     peak_memory_mib,
@@ -31,8 +29,11 @@ from tests.cluster.support import (
     report,
     sample_peaks,
 )
-from tests.conftest import TEST_ENVIRONMENT, LocalStack, offset_port, wait_for
-from tests.stream_worker_process import StreamWorkerProcess
+from tests.harness.cluster import SPARK_ENVIRONMENT, SparkStandalone
+from tests.harness.environment import TEST_ENVIRONMENT, offset_port
+from tests.harness.processes import LocalStack
+from tests.harness.stream_worker import StreamWorkerProcess
+from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.settings import PROJECT_ROOT
-from tests.conftest import offset_port
+from tests.harness.environment import offset_port
 
 ENGINE_SCRIPT = PROJECT_ROOT / "deploy" / "docker" / "engine.sh"
 BASE_IMAGES_SCRIPT = PROJECT_ROOT / "deploy" / "docker" / "base-images" / "build.sh"

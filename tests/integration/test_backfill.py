@@ -21,14 +21,9 @@ from services.backfill import BackfillPlan, BackfillProgress, BackfillRequest, b
 from shared.coincap.history import INTERVAL_MS, point_times
 from shared.settings import Settings
 from shared.warehouse import relation_id
-from tests.conftest import (
-    SIMULATOR_PORT,
-    TEST_STATE_DIR,
-    LocalStack,
-    offset_port,
-    subprocess_environment,
-)
-from tests.stream_worker_process import StreamWorkerProcess
+from tests.harness.environment import SIMULATOR_PORT, TEST_STATE_DIR, offset_port
+from tests.harness.processes import LocalStack, subprocess_environment
+from tests.harness.stream_worker import StreamWorkerProcess
 
 pytestmark = pytest.mark.integration
 

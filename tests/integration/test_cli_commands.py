@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from deploy.local.processes import subprocess_environment
-from tests.conftest import TEST_ENVIRONMENT, TEST_STATE_DIR, LocalStack, offset_port
-from tests.integration.control_support import ControlApi, launch, wait_until_answering
+from tests.harness.control_api import ControlApi
+from tests.harness.environment import TEST_ENVIRONMENT, TEST_STATE_DIR, offset_port
+from tests.harness.processes import LocalStack, launch, subprocess_environment, wait_until_answering
 
 pytestmark = pytest.mark.integration
 

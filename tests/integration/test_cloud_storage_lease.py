@@ -21,8 +21,9 @@ from services.stream_worker.checkpoint_lease import (
     LeaseLost,
     cloud_storage_client,
 )
-from tests.cloud_storage_process import cloud_storage_emulator, new_bucket
-from tests.conftest import offset_port, settings_from
+from tests.harness.cloud_storage import cloud_storage_emulator, new_bucket
+from tests.harness.environment import offset_port
+from tests.harness.processes import settings_from
 
 pytestmark = pytest.mark.integration
 

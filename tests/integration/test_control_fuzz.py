@@ -22,10 +22,10 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import Case
 
-from deploy.local.processes import settings_from
 from services.control.app import create_app
-from tests.conftest import TEST_ENVIRONMENT, TEST_STATE_DIR, LocalStack, offset_port
-from tests.integration.control_support import start_process, topic_end_total
+from tests.harness.broker import topic_end_total
+from tests.harness.environment import TEST_ENVIRONMENT, TEST_STATE_DIR, offset_port
+from tests.harness.processes import LocalStack, settings_from, start_process
 
 pytestmark = pytest.mark.integration
 

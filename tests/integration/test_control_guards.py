@@ -18,14 +18,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from deploy.local.processes import settings_from
 from services.control.components import ComponentRegistry
 from services.control.desired_state_writer import DesiredStateWriter
 from services.control.errors import DependencyUnavailable
 from services.control.models import Command
 from shared.control_state import Desired, DesiredStateWatcher
-from tests.conftest import TEST_ENVIRONMENT, TEST_STATE_DIR, LocalStack, offset_port
-from tests.integration.control_support import start_process
+from tests.harness.environment import TEST_ENVIRONMENT, TEST_STATE_DIR, offset_port
+from tests.harness.processes import LocalStack, settings_from, start_process
 
 pytestmark = pytest.mark.integration
 

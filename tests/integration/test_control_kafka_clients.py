@@ -18,17 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from deploy.local.processes import settings_from
 from shared.kafka import ensure_topics, pipeline_topics
-from tests.conftest import (
-    TEST_ENVIRONMENT,
-    TEST_STATE_DIR,
-    LocalStack,
-    ManagedProcess,
-    offset_port,
-    wait_for,
-)
-from tests.integration.control_support import start_process
+from tests.harness.environment import TEST_ENVIRONMENT, TEST_STATE_DIR, offset_port
+from tests.harness.processes import LocalStack, ManagedProcess, settings_from, start_process
+from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

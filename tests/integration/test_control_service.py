@@ -21,27 +21,20 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from deploy.local.processes import settings_from
 from deploy.local.readiness import http_answers
 from shared.schemas import ASSETS, EXCHANGES, TableSchema
 from shared.warehouse import create_bigquery_client, table_id
-from tests.conftest import (
-    SIMULATOR_PORT,
-    TEST_ENVIRONMENT,
-    TEST_STATE_DIR,
+from tests.harness.broker import broker_offsets, read_topic, topic_end_total
+from tests.harness.control_api import ControlApi
+from tests.harness.environment import SIMULATOR_PORT, TEST_ENVIRONMENT, TEST_STATE_DIR, offset_port
+from tests.harness.processes import (
     LocalStack,
     ManagedProcess,
-    offset_port,
-    read_topic,
-    wait_for,
-)
-from tests.integration.control_support import (
-    ControlApi,
-    broker_offsets,
     launch,
-    topic_end_total,
+    settings_from,
     wait_until_answering,
 )
+from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import refusal_at_start
+from tests.harness.processes import refusal_at_start
 
 pytestmark = pytest.mark.integration
 

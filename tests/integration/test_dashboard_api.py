@@ -25,8 +25,9 @@ from services.dashboard.app import create_app
 from shared.schemas import ASSETS, EXCHANGES, TableSchema
 from shared.settings import Settings
 from shared.warehouse import create_bigquery_client, ensure_views, ensure_warehouse, table_id
-from tests.asset_history import history_row, load_history
-from tests.conftest import TEST_ENVIRONMENT, LocalStack, offset_port, settings_from
+from tests.harness.asset_history import history_row, load_history
+from tests.harness.environment import TEST_ENVIRONMENT, offset_port
+from tests.harness.processes import LocalStack, settings_from
 
 pytestmark = pytest.mark.integration
 

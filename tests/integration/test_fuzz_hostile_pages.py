@@ -49,7 +49,7 @@ from services.stream_worker.arrow_batch import (
     table_rows_of,
     unparseable_rows,
 )
-from services.stream_worker.storage_write_sink import marked_rows
+from services.stream_worker.sinks.storage_write import marked_rows
 from services.stream_worker.transforms import BatchRows
 from shared.coincap.client import CoinCapClient
 from shared.coincap.errors import CoinCapError

@@ -14,17 +14,25 @@ from aiokafka import AIOKafkaProducer
 
 from shared.kafka import ensure_topics, pipeline_topics
 from shared.settings import Settings
-from tests.conftest import TEST_ENVIRONMENT, LocalStack, offset_port, wait_for
-from tests.integration.test_hostile_values_quarantined import HOSTILE, POINT, history, message
-from tests.integration.test_transforms import BITCOIN, KRAKEN, WINDOW_HOURS
-from tests.sink_support import SINKS
-from tests.stream_worker_process import StreamWorkerProcess
+from tests.harness.environment import TEST_ENVIRONMENT, offset_port
+from tests.harness.processes import LocalStack
+from tests.harness.records import (
+    BITCOIN,
+    HOSTILE,
+    HUGE,
+    KRAKEN,
+    POINT,
+    WINDOW_HOURS,
+    history,
+    message,
+)
+from tests.harness.sinks import SINKS
+from tests.harness.stream_worker import StreamWorkerProcess
+from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
 WORKER_PORTS = {"merge": offset_port(18120), "storage-write": offset_port(18121)}
-HUGE = message({name: "9" * 5000 for name in BITCOIN}, poll_id='"' + "p" * 70_000 + '"')
-"""A message of some 130,000 characters with every field over its limit."""
 
 
 @pytest.fixture(params=SINKS)

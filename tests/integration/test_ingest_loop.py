@@ -19,8 +19,9 @@ from services.ingestor.models import IngestorHealth
 from services.ingestor.specs import IngestorSpec
 from shared.coincap.client import CoinCapClient
 from shared.settings import Settings
-from tests.conftest import SIMULATOR_PORT, TEST_ENVIRONMENT, read_topic, settings_from
-from tests.integration.control_support import topic_end_total
+from tests.harness.broker import read_topic, topic_end_total
+from tests.harness.environment import SIMULATOR_PORT, TEST_ENVIRONMENT
+from tests.harness.processes import settings_from
 
 pytestmark = pytest.mark.integration
 

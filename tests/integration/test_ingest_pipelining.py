@@ -22,9 +22,10 @@ from services.ingestor.buffer import PendingPoll
 from services.ingestor.delivery import KafkaDelivery
 from services.ingestor.specs import IngestorSpec
 from shared.envelope import OutgoingMessage
-from shared.settings import Settings
-from tests.conftest import TEST_ENVIRONMENT, LocalStack, read_topic, settings_from
-from tests.integration.control_support import topic_end_total
+from shared.settings import KafkaSettings
+from tests.harness.broker import read_topic, topic_end_total
+from tests.harness.environment import TEST_ENVIRONMENT
+from tests.harness.processes import LocalStack, settings_from
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +80,7 @@ async def largest_window_while_draining(delivery: KafkaDelivery) -> int:
     return largest
 
 
-async def check_each_poll_once_in_order_per_key(settings: Settings, polls: int) -> None:
+async def check_each_poll_once_in_order_per_key(settings: KafkaSettings, polls: int) -> None:
     topic = settings.topic_assets
     expected = polls * len(KEYS)
     assert await asyncio.to_thread(topic_end_total, settings, topic) == expected

@@ -26,7 +26,9 @@ from services.ingestor.models import IngestorHealth
 from services.ingestor.specs import ingestor_spec
 from shared.coincap.client import CoinCapClient
 from shared.settings import Settings
-from tests.conftest import SIMULATOR_PORT, TEST_ENVIRONMENT, read_topic, settings_from
+from tests.harness.broker import read_topic
+from tests.harness.environment import SIMULATOR_PORT, TEST_ENVIRONMENT
+from tests.harness.processes import settings_from
 
 pytestmark = pytest.mark.integration
 

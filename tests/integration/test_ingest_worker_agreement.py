@@ -1,5 +1,6 @@
 """Ingest and worker agree on numbers: the same edge values through the ingestor's validation
-and the stream worker's transforms in a real local Spark.
+and the stream worker's batch path on a real local Spark (``BatchRows``, split by
+``arrow_batch``, all in one batch).
 
 A value the ingestor accepts must be stored by the worker as a finite number, and a value it
 refuses must be one the worker would quarantine or store as NaN or infinity.
@@ -10,19 +11,18 @@ from __future__ import annotations
 import json
 import math
 import time
-from datetime import UTC, datetime
 
 import pytest
 from pyspark.sql import SparkSession
 
-from services.stream_worker.transforms import parse_envelopes, rows_for_topic, table_rows
 from shared.coincap.models import validation_error
 from shared.envelope import PollContext, record_message
 from shared.schemas import ASSETS
+from tests.harness.worker_batch import TOPICS, run_batch
 
 pytestmark = pytest.mark.integration
 
-TOPIC = "assets"
+TOPIC = TOPICS[ASSETS.table]
 
 # JSON text as CoinCap's body would carry it, so the ingestor sees what httpx would parse.
 DOUBLE_EDGES = [
@@ -98,34 +98,30 @@ def test_ingest_accepts_exactly_what_the_worker_stores_as_a_finite_number(
         f"edge-{number}": {"id": f"edge-{number}", field: json.loads(text)}
         for number, (field, _, text) in enumerate(CASES)
     }
-    now = datetime(2026, 11, 28, tzinfo=UTC)
-    messages = spark.createDataFrame(
-        [
-            (None, record_message(context, TOPIC, key, record).value, TOPIC, 0, offset, now)
-            for offset, (key, record) in enumerate(records.items())
-        ],
-        "key binary, value binary, topic string, partition int, offset long, timestamp timestamp",
+    batch = run_batch(
+        spark,
+        {
+            key: (TOPIC, record_message(context, TOPIC, key, record).value)
+            for key, record in records.items()
+        },
     )
-    rows = table_rows(rows_for_topic(parse_envelopes(messages), TOPIC), ASSETS).collect()
     # A JSON number too large for a double is written as Infinity, which is not JSON: the
     # worker quarantines that message whole, so it has no row here.
-    stored = {row["id"]: row for row in rows}
+    stored = {row["id"]: row for row in batch.rows(ASSETS)}
+    reasons = batch.reasons()
 
     disagreements = []
     for number, (field, column, text) in enumerate(CASES):
         key = f"edge-{number}"
         row = stored.get(key)
         value = row[column] if row is not None else None
-        worker_stores_finite = (
-            row is not None
-            and row["quarantine_reason"] is None
-            and value is not None
-            and (not isinstance(value, float) or math.isfinite(value))
+        worker_stores_finite = value is not None and (
+            not isinstance(value, float) or math.isfinite(value)
         )
         ingest_accepts = validation_error("assets", records[key]) is None
         if ingest_accepts != worker_stores_finite:
             disagreements.append(
                 f"{field}={text}: ingest {'accepts' if ingest_accepts else 'refuses'}, worker "
-                f"stores {value!r} (quarantine: {row['quarantine_reason'] if row else 'whole'})"
+                f"stores {value!r} (quarantine: {reasons.get(key)})"
             )
     assert not disagreements, "\n".join(disagreements)

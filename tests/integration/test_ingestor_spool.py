@@ -17,18 +17,10 @@ import httpx
 import pytest
 
 from services.ingestor.spool import PollSpool
-from tests.conftest import (
-    SIMULATOR_PORT,
-    TEST_ENVIRONMENT,
-    TEST_STATE_DIR,
-    LocalStack,
-    ManagedProcess,
-    offset_port,
-    read_topic,
-    refusal_at_start,
-    wait_for,
-)
-from tests.integration.control_support import topic_end_total
+from tests.harness.broker import read_topic, topic_end_total
+from tests.harness.environment import SIMULATOR_PORT, TEST_ENVIRONMENT, TEST_STATE_DIR, offset_port
+from tests.harness.processes import LocalStack, ManagedProcess, refusal_at_start
+from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

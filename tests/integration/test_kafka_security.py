@@ -20,7 +20,6 @@ from pydantic import SecretStr
 
 from deploy.local.errors import StackError
 from deploy.local.kafka_broker import KafkaNode, kafka_java_command
-from deploy.local.processes import ManagedProcess, settings_from
 from deploy.local.readiness import wait_until
 from services.control.consumer_lag import measure_lag
 from services.stream_worker.jars import spark_kafka_jars
@@ -29,7 +28,8 @@ from services.stream_worker.offsets import OffsetCommitter
 from services.stream_worker.spark import build_spark_session
 from shared.kafka import create_producer, ensure_topics, kafka_answers, pipeline_topics
 from shared.settings import Settings
-from tests.conftest import TEST_ENVIRONMENT, TEST_STATE_DIR, offset_port
+from tests.harness.environment import TEST_ENVIRONMENT, TEST_STATE_DIR, offset_port
+from tests.harness.processes import ManagedProcess, settings_from
 
 pytestmark = pytest.mark.integration
 

@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import offset_port, wait_for
-from tests.make_run_process import start_make_run
+from tests.harness.environment import offset_port
+from tests.harness.make_run import processes_in_session, start_make_run
+from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def processes_in_session(session_id: int) -> list[str]:
-    listing = subprocess.run(
-        ["ps", "-e", "-o", "sid=,pid=,args="], capture_output=True, text=True, check=True
-    ).stdout
-    return [
-        line.strip() for line in listing.splitlines() if line.split(None, 1)[0] == str(session_id)
-    ]
 
 
 def process_exists(pid: int) -> bool:

@@ -17,8 +17,9 @@ import httpx
 import pytest
 
 from deploy.local.run_policy import stop_stage
-from tests.conftest import offset_port, wait_for
-from tests.make_run_process import MakeRun, start_make_run
+from tests.harness.environment import offset_port
+from tests.harness.make_run import MakeRun, start_make_run
+from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

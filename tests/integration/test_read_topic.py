@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from shared.kafka import TopicSpec, ensure_topics
 from shared.settings import Settings
-from tests.conftest import read_topic
+from tests.harness.broker import read_topic
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,9 @@ import sys
 import httpx
 import pytest
 
-from deploy.local.processes import ManagedProcess
 from deploy.local.readiness import http_answers, wait_until
-from tests.conftest import TEST_STATE_DIR, offset_port
+from tests.harness.environment import TEST_STATE_DIR, offset_port
+from tests.harness.processes import ManagedProcess
 
 pytestmark = pytest.mark.integration
 

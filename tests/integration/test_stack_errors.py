@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from shared.settings import PROJECT_ROOT
-from tests.conftest import subprocess_environment
+from tests.harness.processes import subprocess_environment
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.schemas import EXCHANGES
 from shared.warehouse import create_bigquery_client, ensure_warehouse, table_id
-from tests.conftest import LocalStack
+from tests.harness.processes import LocalStack
 
 pytestmark = pytest.mark.integration
 

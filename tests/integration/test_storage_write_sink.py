@@ -17,12 +17,12 @@ from services.dashboard import entities
 from services.dashboard.queries import TimeRange, latest, series
 from services.stream_worker import batch_phases
 from services.stream_worker.batch_marker import batch_marker
-from services.stream_worker.storage_write_client import create_write_client
-from services.stream_worker.storage_write_sink import StorageWriteSink, marked_rows
+from services.stream_worker.sinks.storage_write import StorageWriteSink, marked_rows
+from services.stream_worker.sinks.storage_write_client import create_write_client
 from shared.schemas import ASSET_HISTORY, ASSETS, TableSchema
 from shared.settings import Settings
 from shared.warehouse import create_bigquery_client, ensure_views, ensure_warehouse, table_id
-from tests.sink_support import SparkCheckpointFolder, arrow_rows
+from tests.harness.sinks import SparkCheckpointFolder, arrow_rows
 
 pytestmark = pytest.mark.integration
 
@@ -139,7 +139,7 @@ def test_rows_marked_before_markers_named_their_range_never_make_a_batch_a_rerun
     query_id = checkpoint.batches().query_id()
     old = new_sink(settings, checkpoint)
     old.commit(ASSETS, old.append(ASSETS, marked_rows(ASSETS, assets(5), f"{query_id}:0")))
-    with caplog.at_level(logging.WARNING, logger="services.stream_worker.storage_write_sink"):
+    with caplog.at_level(logging.WARNING, logger="services.stream_worker.sinks.storage_write"):
         new_sink(settings, checkpoint).write(ASSETS, assets(5), "upgraded", 0)
     assert count(settings, ASSETS) == 10
     assert f"assets holds rows marked {query_id}:0, written before markers named" in caplog.text

@@ -7,7 +7,6 @@ it reads in production.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import re
 import signal
@@ -16,18 +15,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 from google.cloud import bigquery
 
 from services.stream_worker.checkpoint import is_unfinished_write
-from shared.envelope import OutgoingMessage, PollContext, record_message
-from shared.kafka import ensure_topics, pipeline_topics
 from shared.schemas import ASSETS
-from shared.settings import Settings
 from shared.warehouse import (
     dataset_id,
     ensure_views,
@@ -35,119 +29,43 @@ from shared.warehouse import (
     relation_id,
     table_definition,
 )
-from tests.cloud_storage_process import cloud_storage_emulator, new_bucket
-from tests.conftest import (
-    TEST_ENVIRONMENT,
-    LocalStack,
-    offset_port,
-    wait_for,
-)
-from tests.sink_support import SINKS
-from tests.stream_worker_process import StreamWorkerProcess
+from tests.harness.cloud_storage import cloud_storage_emulator, new_bucket
+from tests.harness.environment import offset_port
+from tests.harness.processes import LocalStack
+from tests.harness.sinks import SINKS
+from tests.harness.stream_worker import AssetWorker, asset
+from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
-WORKER_PORT = offset_port(18103)
 SECOND_WORKER_PORT = offset_port(18104)
 STORAGE_WRITE_WORKER_PORT = offset_port(18106)
 """For the tests that start a worker of their own while the module's one runs."""
 CLOUD_STORAGE_PORT = offset_port(18443)
 TINY_PRICE = "0.000000000012345678"
-HUGE_MARKET_CAP = "1904557171625.0952172577833640"
 
 
-class Worker(StreamWorkerProcess):
-    """The worker process, and the asset polls a test sends it."""
-
-    def __init__(
-        self,
-        local_stack: LocalStack,
-        overrides: dict[str, str] | None = None,
-        port: int = WORKER_PORT,
-    ) -> None:
-        environment = {**TEST_ENVIRONMENT, "COINSTREAM_STREAM_MAX_RECORDS_PER_BATCH": "2000"}
-        super().__init__("worker", environment, port, overrides)
-        # Now: the worker quarantines a snapshot further from its processing time than
-        # COINSTREAM_SNAPSHOT_TIME_WINDOW_HOURS.
-        self._next_source_ms = int(time.time() * 1000)
-
-    def count(self, table: str) -> int:
-        return int(self.query(f"SELECT COUNT(*) AS n FROM `{{d}}.{table}`")[0]["n"])
-
-    def asset_messages(self, records: list[dict[str, Any]]) -> list[OutgoingMessage]:
-        """One poll of ``records``, enveloped as the asset ingestor does."""
-        self._next_source_ms += 1000
-        context = PollContext(
-            poll_id=uuid.uuid4().hex,
-            endpoint="assets",
-            source="coincap-simulator",
-            source_timestamp_ms=self._next_source_ms,
-            fetched_at_ms=self._next_source_ms + 50,
-        )
-        return [
-            record_message(context, self.settings.topic_assets, record["id"], record)
-            for record in records
-        ]
-
-    def produce(self, messages: list[OutgoingMessage], raw: list[bytes] | None = None) -> None:
-        asyncio.run(produce(self.settings, messages, raw or []))
-
-
-async def produce(settings: Settings, messages: list[OutgoingMessage], raw: list[bytes]) -> None:
-    await ensure_topics(settings, pipeline_topics(settings))
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
-    )
-    await producer.start()
-    try:
-        for message in messages:
-            await producer.send(message.topic, message.value, key=message.key)
-        for value in raw:
-            await producer.send(settings.topic_assets, value, key=b"broken")
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-
-def caught_up(worker: Worker) -> bool:
+def caught_up(worker: AssetWorker) -> bool:
     """True when the worker has processed (and committed) everything in the asset topic."""
     return worker.caught_up([worker.settings.topic_assets])
 
 
-def asset(number: int, price: str = "1.5") -> dict[str, Any]:
-    return {
-        "id": f"coin-{number}",
-        "rank": str(number + 1),
-        "symbol": f"C{number}",
-        "name": f"Coin {number}",
-        "supply": "1000.0000000000000000",
-        "maxSupply": "2000.0000000000000000" if number % 2 else None,
-        "marketCapUsd": HUGE_MARKET_CAP,
-        "volumeUsd24Hr": "12724040223.1452060699561802",
-        "priceUsd": price,
-        "changePercent24Hr": "-0.25",
-        "vwap24Hr": None,
-        "explorer": None,
-        "tokens": {},
-    }
-
-
 @pytest.fixture(scope="module")
-def worker(local_stack: LocalStack) -> Iterator[Worker]:
-    test_worker = Worker(local_stack)
+def worker(local_stack: LocalStack) -> Iterator[AssetWorker]:
+    test_worker = AssetWorker(local_stack)
     test_worker.start()
     yield test_worker
     test_worker.process.stop()
 
 
 @pytest.fixture(params=SINKS)
-def sink_worker(request: pytest.FixtureRequest, local_stack: LocalStack) -> Iterator[Worker]:
+def sink_worker(request: pytest.FixtureRequest, local_stack: LocalStack) -> Iterator[AssetWorker]:
     """The exactly-once tests run with each sink: the module's worker for the MERGE sink, a
     worker of its own for the Storage Write API sink."""
     if request.param == "merge":
         yield request.getfixturevalue("worker")
         return
-    own = Worker(
+    own = AssetWorker(
         local_stack, {"COINSTREAM_STREAM_SINK": "storage-write"}, port=STORAGE_WRITE_WORKER_PORT
     )
     own.start()
@@ -155,7 +73,7 @@ def sink_worker(request: pytest.FixtureRequest, local_stack: LocalStack) -> Iter
     own.process.stop()
 
 
-def test_records_become_typed_renamed_rows_exactly_once(sink_worker: Worker) -> None:
+def test_records_become_typed_renamed_rows_exactly_once(sink_worker: AssetWorker) -> None:
     worker = sink_worker
     records = [asset(number) for number in range(50)]
     records[0] = asset(0, price=TINY_PRICE)
@@ -186,7 +104,7 @@ def test_records_become_typed_renamed_rows_exactly_once(sink_worker: Worker) -> 
     assert table.clustering_fields == ["id"]
 
 
-def test_malformed_messages_are_quarantined_and_the_stream_goes_on(worker: Worker) -> None:
+def test_malformed_messages_are_quarantined_and_the_stream_goes_on(worker: AssetWorker) -> None:
     rows_before = worker.count("assets")
     bad_price = asset(900)
     bad_price["priceUsd"] = "not-a-price"
@@ -214,7 +132,7 @@ def test_malformed_messages_are_quarantined_and_the_stream_goes_on(worker: Worke
     assert worker.health()["status"] == "ok"
 
 
-def test_processed_offsets_are_committed_to_the_consumer_group(worker: Worker) -> None:
+def test_processed_offsets_are_committed_to_the_consumer_group(worker: AssetWorker) -> None:
     wait_for(lambda: caught_up(worker), "committed offsets to reach the log end", 60)
 
 
@@ -228,7 +146,7 @@ def checkpoint_files(location: str) -> dict[str, tuple[int, int]]:
     }
 
 
-def refusal(worker: Worker) -> list[str]:
+def refusal(worker: AssetWorker) -> list[str]:
     """The lines a worker that ended printed for its operator."""
     return [
         line for line in worker.process.log_text().splitlines() if line.startswith("coinstream:")
@@ -236,7 +154,7 @@ def refusal(worker: Worker) -> list[str]:
 
 
 def test_a_second_worker_on_a_checkpoint_in_use_refuses_at_once_and_the_first_goes_on(
-    local_stack: LocalStack, worker: Worker
+    local_stack: LocalStack, worker: AssetWorker
 ) -> None:
     """A rolling deploy or a ``--scale`` starts a second worker on the first's checkpoint: it
     ends with one line naming the holder, before it touches the checkpoint (an unfinished write
@@ -258,7 +176,7 @@ def test_a_second_worker_on_a_checkpoint_in_use_refuses_at_once_and_the_first_go
     before = checkpoint_files(location)
     rows_before = worker.count("assets")
 
-    second = Worker(
+    second = AssetWorker(
         local_stack, {"COINSTREAM_STREAM_CHECKPOINT_LOCATION": location}, port=SECOND_WORKER_PORT
     )
     started = time.monotonic()
@@ -289,7 +207,7 @@ def test_a_second_worker_on_a_checkpoint_in_use_refuses_at_once_and_the_first_go
     in_flight.unlink()
 
 
-def test_each_batch_reports_where_its_time_went(worker: Worker) -> None:
+def test_each_batch_reports_where_its_time_went(worker: AssetWorker) -> None:
     """The per-batch profile, from any running worker: phases in /metrics and the log line."""
     metrics = httpx.get(f"http://127.0.0.1:{worker.port}/metrics", timeout=5).text
     for phase in ("spark.collect.batch", "assets.merge", "offset_commit"):
@@ -298,7 +216,7 @@ def test_each_batch_reports_where_its_time_went(worker: Worker) -> None:
     assert batch_lines and '"assets.merge"' in "".join(batch_lines)
 
 
-def test_sigkill_mid_batch_and_restart_leaves_each_record_once(sink_worker: Worker) -> None:
+def test_sigkill_mid_batch_and_restart_leaves_each_record_once(sink_worker: AssetWorker) -> None:
     worker = sink_worker
     rows_before = worker.count("assets")
     polls = [worker.asset_messages([asset(n) for n in range(200)]) for _ in range(40)]
@@ -324,7 +242,7 @@ def test_sigkill_mid_batch_and_restart_leaves_each_record_once(sink_worker: Work
     assert duplicates == []
 
 
-def test_views_show_the_newest_row_per_asset(worker: Worker) -> None:
+def test_views_show_the_newest_row_per_asset(worker: AssetWorker) -> None:
     latest = worker.query("SELECT id, COUNT(*) OVER () AS n FROM `{d}.assets_latest` LIMIT 1")
     distinct = worker.query("SELECT COUNT(DISTINCT id) AS n FROM `{d}.assets`")[0]["n"]
     assert latest[0]["n"] == distinct
@@ -339,7 +257,7 @@ def test_a_warehouse_unlike_the_code_stops_the_worker_with_one_line(
     local_stack: LocalStack,
 ) -> None:
     """Where Terraform owns the tables, a difference ends the worker at once, exit status 2."""
-    worker = Worker(
+    worker = AssetWorker(
         local_stack, {"COINSTREAM_WAREHOUSE_SCHEMA_OWNER": "terraform"}, port=SECOND_WORKER_PORT
     )
     # What an older Terraform configuration would have made: price_usd as a STRING.
@@ -381,7 +299,7 @@ def test_a_checkpoint_in_cloud_storage_carries_the_stream_across_a_restart(
 ) -> None:
     """As on GCP: a gs:// checkpoint, and tables and views made beforehand (by Terraform there)."""
     bucket = new_bucket(cloud_storage)
-    worker = Worker(
+    worker = AssetWorker(
         local_stack,
         {
             "COINSTREAM_STREAM_CHECKPOINT_LOCATION": f"gs://{bucket}/stream-worker",
@@ -412,7 +330,7 @@ def test_a_checkpoint_in_cloud_storage_carries_the_stream_across_a_restart(
         assert "stream-worker/lease" in stored_names()
 
         # A second worker on the same gs:// checkpoint refuses, and says how to take over.
-        second = Worker(
+        second = AssetWorker(
             local_stack,
             {
                 "COINSTREAM_STREAM_CHECKPOINT_LOCATION": f"gs://{bucket}/stream-worker",

@@ -17,17 +17,19 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
 from shared.settings import Settings
-from tests.conftest import LocalStack, offset_port, wait_for
-from tests.integration.control_support import broker_offsets
-from tests.integration.test_stream_worker import Worker, asset
-from tests.sink_support import SINKS
+from tests.harness.broker import broker_offsets
+from tests.harness.environment import offset_port
+from tests.harness.processes import LocalStack
+from tests.harness.sinks import SINKS
+from tests.harness.stream_worker import AssetWorker, asset
+from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
 PORT = offset_port(18105)
 
 
-def end_offsets(worker: Worker) -> dict[tuple[str, int], tuple[int, int | None]]:
+def end_offsets(worker: AssetWorker) -> dict[tuple[str, int], tuple[int, int | None]]:
     """Per asset partition: log end offset and the worker's committed offset."""
     settings = worker.settings
     return asyncio.run(
@@ -35,7 +37,7 @@ def end_offsets(worker: Worker) -> dict[tuple[str, int], tuple[int, int | None]]
     )
 
 
-def duplicates(worker: Worker) -> list[dict[str, object]]:
+def duplicates(worker: AssetWorker) -> list[dict[str, object]]:
     return worker.query(
         "SELECT id, source_timestamp, COUNT(*) AS n FROM `{d}.assets` "
         "GROUP BY id, source_timestamp HAVING COUNT(*) > 1"
@@ -47,7 +49,7 @@ def test_a_kill_during_the_first_offset_log_write_is_a_fresh_start(
 ) -> None:
     """What a SIGKILL while Spark writes ``offsets/0`` leaves: its query id, and a zero-byte
     temporary file with its checksum where the first offset-log entry was to be renamed."""
-    worker = Worker(local_stack, port=PORT)
+    worker = AssetWorker(local_stack, port=PORT)
     checkpoint = Path(worker.settings.checkpoint_location)
     (checkpoint / "offsets").mkdir(parents=True)
     (checkpoint / "metadata").write_text(json.dumps({"id": str(uuid.uuid4())}) + "\n")
@@ -76,7 +78,7 @@ def test_a_query_that_cannot_start_is_retried_not_the_end_of_the_process(
     local_stack: LocalStack,
 ) -> None:
     """A checkpoint whose metadata Spark cannot read makes ``start()`` raise, every time."""
-    worker = Worker(local_stack, port=PORT)
+    worker = AssetWorker(local_stack, port=PORT)
     checkpoint = Path(worker.settings.checkpoint_location)
     checkpoint.mkdir(parents=True)
     (checkpoint / "metadata").write_text("not json{")
@@ -123,7 +125,7 @@ async def delete_records_before(settings: Settings, offsets: dict[tuple[str, int
 def test_records_retention_deleted_before_they_were_read_are_counted_not_fatal(
     local_stack: LocalStack,
 ) -> None:
-    worker = Worker(local_stack, port=PORT)
+    worker = AssetWorker(local_stack, port=PORT)
     topic = worker.settings.topic_assets
     worker.produce(worker.asset_messages([asset(number) for number in range(30)]))
     worker.start()
@@ -179,7 +181,7 @@ def uncommitted_batches(checkpoint: Path) -> set[str]:
 def test_a_kill_at_a_fault_point_leaves_each_record_once(
     local_stack: LocalStack, point: str, sink: str
 ) -> None:
-    worker = Worker(
+    worker = AssetWorker(
         local_stack,
         {"COINSTREAM_WORKER_FAULT_POINT": point, "COINSTREAM_STREAM_SINK": sink},
         port=PORT,

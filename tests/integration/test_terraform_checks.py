@@ -18,7 +18,7 @@ import pytest
 from services.dashboard.looker import looker_studio_url
 from shared.settings import PROJECT_ROOT, Settings
 from shared.warehouse import view_definitions
-from tests.unit.test_terraform import locals_
+from tests.harness.terraform import locals_
 
 pytestmark = pytest.mark.integration
 

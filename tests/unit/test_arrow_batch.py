@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from services.stream_worker.arrow_batch import QUARANTINE_SCHEMA, quarantine_rows, valid_rows
-from services.stream_worker.sink import INLINE_MERGE_MAX_ROWS, rows_parameter
+from services.stream_worker.sinks.merge import INLINE_MERGE_MAX_ROWS, rows_parameter
 from services.stream_worker.transforms import (
     COORDINATES,
     RAW_VALUE_MAX_CHARACTERS,
@@ -20,7 +20,7 @@ SOURCE = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 
 
 def exchange_rows(rows: list[dict[str, object]]) -> pa.Table:
-    """Rows shaped as ``transforms.table_rows`` makes them for the exchanges table."""
+    """Rows shaped as ``arrow_batch.table_rows_of`` makes them for the exchanges table."""
     names = [*EXCHANGES.column_names, "quarantine_reason", *COORDINATES]
     full = [
         {

@@ -20,7 +20,7 @@ from services.stream_worker.checkpoint_lease import (
     LeaseLost,
     checkpoint_lease,
 )
-from tests.conftest import settings_from
+from tests.harness.processes import settings_from
 
 pytestmark = pytest.mark.unit
 

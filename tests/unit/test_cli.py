@@ -50,6 +50,14 @@ def test_looker_url_prints_the_link_and_json(monkeypatch: pytest.MonkeyPatch) ->
     assert as_json.stdout.startswith('{\n  "url": "https://lookerstudio.google.com/')
 
 
+def test_looker_url_options_override_project_and_dataset_in_every_data_source() -> None:
+    result = runner.invoke(app, ["looker-url", "--project", "p1", "--dataset", "d1"])
+    assert result.exit_code == 0, result.output
+    query = parse_qs(urlsplit(result.stdout.strip()).query)
+    assert query["ds.ds3.projectId"] == ["p1"]
+    assert query["ds.ds3.datasetId"] == ["d1"]
+
+
 def test_looker_url_on_the_emulator_is_one_line_saying_what_to_set() -> None:
     result = runner.invoke(app, ["looker-url"])
     assert result.exit_code == 1

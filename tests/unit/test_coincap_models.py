@@ -161,7 +161,7 @@ def test_only_the_key_is_required() -> None:
     assert validation_error("exchanges", {"exchangeId": "tinyex", "tradingPairs": None}) is None
 
 
-# --- Domains: each column's, from shared/schemas.py -----------------------------------------
+# --- Domains: each column's, from shared/schemas/tables.py ----------------------------------
 
 
 def nested_list(depth: int) -> list[Any]:

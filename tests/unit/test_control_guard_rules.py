@@ -7,8 +7,10 @@ import asyncio
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 
 from services.control.request_origin import origin_refusal
+from services.control.routes import lag as lag_routes
 from services.control.shared_answer import MEASUREMENTS, SharedAnswer
 from shared.control_state import DesiredState, restart_requested
 from shared.settings import Settings
@@ -114,6 +116,17 @@ async def test_a_cancelled_caller_does_not_cancel_the_others() -> None:
     impatient.cancel()
     release.set()
     assert await patient == "ok"
+
+
+def test_the_lag_route_documents_the_shared_measurement() -> None:
+    """OpenAPI's description of /lag is the route's docstring: it must say that one cached
+    measurement answers every request, not that each request asks the broker."""
+    app = FastAPI()
+    app.include_router(lag_routes.router)
+    description = " ".join(app.openapi()["paths"]["/lag"]["get"]["description"].split())
+    assert "Measured from the broker at most once at a time" in description
+    assert "COINSTREAM_CONTROL_ANSWER_CACHE_SECONDS" in description
+    assert "at each request" not in description
 
 
 # --- restart generation ----------------------------------------------------------------------

@@ -30,9 +30,10 @@ NOT_SETTINGS = {
     "COINSTREAM_FUZZ_EXAMPLES",
 }
 """Variables the docs name that are read outside ``Settings``: which env file to read (by
-``Settings`` itself, before any field), the tests' port offset (by ``tests/conftest.py``) and
-the fault suite's run length and kill counts (by ``tests/chaos``) and the fuzz test's page count
-(by ``tests/integration/test_fuzz_hostile_pages.py``)."""
+``Settings`` itself, before any field), the tests' port offset (by
+``tests/harness/environment.py``) and the fault suite's run length and kill counts (by
+``tests/chaos``) and the fuzz test's page count (by
+``tests/integration/test_fuzz_hostile_pages.py``)."""
 
 # [text](target) and ![alt](target); a target ends at the first space or closing parenthesis.
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")

@@ -212,9 +212,9 @@ async def test_a_restarted_delivery_queues_what_the_spool_holds_first(tmp_path: 
     first = KafkaDelivery(spec, settings(tmp_path))
     for number in range(5):
         await first.queue(pending(number))
-    assert first.spool is not None and first.spool.records == 15
+    assert first.spool.file is not None and first.spool.file.records == 15
     # A kill: nothing more happens in this process's delivery; its lock goes with the process.
-    first.spool.close()
+    first.spool.file.close()
     resent_before = sample("coinstream_records_resent_total", spec.name)
 
     second = KafkaDelivery(spec, settings(tmp_path))
@@ -272,8 +272,8 @@ async def test_a_spool_set_aside_is_counted_and_the_delivery_goes_on(tmp_path: P
     await delivery.queue(pending(1))
 
     assert sample("coinstream_ingest_spool_set_aside_total", spec.name) == 1
-    assert delivery.spool is not None and delivery.spool.records == 3
-    assert delivery.spool_problem is None
+    assert delivery.spool.file is not None and delivery.spool.file.records == 3
+    assert delivery.spool.problem is None
     assert len(set_aside_files(tmp_path, spec.name)) == 1
     await delivery.close_spool()
 
@@ -288,5 +288,5 @@ async def test_without_a_spool_polls_are_delivered_from_memory_and_health_says_s
 
     await delivery.queue(pending(1))
 
-    assert delivery.spool is None and delivery.buffer.records == 3
-    assert delivery.spool_problem is not None and str(blocked) in delivery.spool_problem
+    assert delivery.spool.file is None and delivery.buffer.records == 3
+    assert delivery.spool.problem is not None and str(blocked) in delivery.spool.problem

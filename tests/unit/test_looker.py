@@ -11,7 +11,6 @@ from services.dashboard.looker import (
     LOOKER_VIEWS,
     LookerUnavailable,
     looker_studio_url,
-    main,
     url_for_settings,
 )
 from shared.settings import Settings
@@ -79,17 +78,13 @@ def test_settings_give_project_dataset_and_template(monkeypatch: pytest.MonkeyPa
     assert query["c.reportId"] == "tmpl-1"
 
 
-def test_the_emulator_is_refused_with_what_to_set(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_emulator_is_refused_with_what_to_set() -> None:
+    """The one-line error `coinstream looker-url` prints from it is checked in test_cli.py."""
     with pytest.raises(LookerUnavailable, match="COINSTREAM_GCP_PROJECT"):
         url_for_settings(Settings())
-    assert main([]) == 2
-    error = capsys.readouterr().err
-    assert error.startswith("coinstream: Looker Studio reads real BigQuery only")
-    assert error.count("\n") == 1
 
 
-def test_the_command_prints_the_url(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--project", "p1", "--dataset", "d1"]) == 0
-    query = parameters(capsys.readouterr().out.strip())
+def test_a_project_passed_in_wins_over_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COINSTREAM_GCP_PROJECT", "analytics-prod")
+    query = parameters(url_for_settings(Settings(), project="p1"))
     assert query["ds.ds3.projectId"] == "p1"
-    assert query["ds.ds3.datasetId"] == "d1"

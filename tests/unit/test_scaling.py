@@ -16,7 +16,7 @@ from deploy.local.supervisor import local_processes
 from services.control.kafka_cluster import replication_health
 from services.stream_worker.kafka_source import kafka_source_options
 from services.stream_worker.spark import cluster_config
-from services.stream_worker.worker import checkpoint_bound_to_this_machine
+from services.stream_worker.startup import checkpoint_bound_to_this_machine
 from shared.kafka import PartitionReplicas, kafka_client_config, pipeline_topics
 from shared.settings import Settings, describe_settings_error
 

@@ -29,7 +29,7 @@ def test_terraform_schema_files_match_the_definition(schema: object) -> None:
     assert isinstance(schema, TableSchema)
     path = json_schema_path(TERRAFORM_SCHEMA_DIR, schema)
     assert path.read_text() == schema.json_schema_text(), (
-        f"{path} has drifted from shared/schemas.py; run `make schemas` and commit the result"
+        f"{path} has drifted from shared/schemas/tables.py; run `make schemas` and commit it"
     )
 
 
@@ -68,8 +68,8 @@ def test_bigquery_schema_modes_and_keys() -> None:
 
 
 def test_every_coincap_field_maps_to_one_snake_case_column() -> None:
-    assert ASSETS.source_key_field == "id"
-    assert EXCHANGES.source_key_field == "exchangeId"
+    assert ASSETS.column(ASSETS.key_column).source_field == "id"
+    assert EXCHANGES.column(EXCHANGES.key_column).source_field == "exchangeId"
     sources = {c.source_field: c.name for c in ASSETS.columns if c.source_field}
     assert sources["marketCapUsd"] == "market_cap_usd"
     assert sources["volumeUsd24Hr"] == "volume_usd_24hr"

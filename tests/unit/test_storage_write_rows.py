@@ -19,7 +19,7 @@ from services.stream_worker.batch_marker import (
     query_id_of,
     range_digest,
 )
-from services.stream_worker.storage_write_sink import append_requests, arrow_schema, marked_rows
+from services.stream_worker.sinks.storage_write import append_requests, arrow_schema, marked_rows
 from shared.schemas import ASSETS, QUARANTINE
 
 pytestmark = pytest.mark.unit

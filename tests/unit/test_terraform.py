@@ -8,62 +8,21 @@ deployment (one owner of the schema, least privilege, no key files) without it.
 from __future__ import annotations
 
 import re
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-import hcl2
 import pytest
 
 from services.dashboard.looker import LINKING_API_URL, LOOKER_VIEWS
 from shared.schemas import TABLES, TERRAFORM_SCHEMA_DIR, json_schema_path
-from shared.settings import PROJECT_ROOT, Settings
+from shared.settings import Settings
 from shared.warehouse.view_files import TERRAFORM_VIEW_DIR, view_names
+from tests.harness.terraform import TERRAFORM_FILES, blocks, locals_, resources, variables
 
 pytestmark = pytest.mark.unit
 
-TERRAFORM_DIR = PROJECT_ROOT / "terraform"
-TERRAFORM_FILES = sorted(TERRAFORM_DIR.glob("*.tf"))
 PRIMITIVE_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
 PROJECT_WIDE_ALLOWED_ROLES = {"roles/bigquery.jobUser"}
 """Roles that exist only at project level and give no access to data."""
-
-
-@cache
-def parsed(path: Path) -> dict[str, Any]:
-    options = hcl2.SerializationOptions(
-        with_comments=False, explicit_blocks=False, strip_string_quotes=True
-    )
-    with path.open() as file:
-        document: dict[str, Any] = hcl2.load(file, serialization_options=options)
-    return document
-
-
-def blocks(kind: str) -> list[dict[str, Any]]:
-    """Every block of ``kind`` (``resource``, ``variable``, ...) in every file."""
-    return [block for path in TERRAFORM_FILES for block in parsed(path).get(kind, [])]
-
-
-def resources(resource_type: str) -> dict[str, dict[str, Any]]:
-    """The resources of one type, by name."""
-    found: dict[str, dict[str, Any]] = {}
-    for block in blocks("resource"):
-        found.update(block.get(resource_type, {}))
-    return found
-
-
-def locals_() -> dict[str, Any]:
-    merged: dict[str, Any] = {}
-    for block in blocks("locals"):
-        merged.update(block)
-    return merged
-
-
-def variables() -> dict[str, dict[str, Any]]:
-    merged: dict[str, dict[str, Any]] = {}
-    for block in blocks("variable"):
-        merged.update(block)
-    return merged
 
 
 def test_the_configuration_is_split_by_concern() -> None:

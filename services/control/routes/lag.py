@@ -18,6 +18,7 @@ router = APIRouter(tags=["pipeline"])
 )
 async def lag(reader: LagReaderDep) -> LagReport:
     """Per partition: log end offset, the worker group's committed offset, lag in records, and
-    the age in seconds of the oldest record not yet processed. Read from the broker at each
-    request."""
+    the age in seconds of the oldest record not yet processed. Measured from the broker at most
+    once at a time, and that one measurement (or its failure) answers every request for
+    COINSTREAM_CONTROL_ANSWER_CACHE_SECONDS."""
     return await reader.report()

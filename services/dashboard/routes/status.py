@@ -10,7 +10,7 @@ from services.dashboard import entities, queries
 from services.dashboard.dependencies import ResourcesDep, SettingsDep
 from services.dashboard.errors import error_responses
 from services.dashboard.models import DashboardStatus, TableStatus
-from shared.settings import Settings
+from shared.settings import DashboardServiceSettings
 from shared.warehouse import dataset_id, describe_warehouse
 
 router = APIRouter(tags=["status"])
@@ -20,7 +20,9 @@ BACKFILL_COMMAND = "coinstream backfill --top 10"
 """Fills the top ten assets' history (docs/cli.md says how to choose assets, range and interval)."""
 
 
-def empty_message(settings: Settings, assets: TableStatus, exchanges: TableStatus) -> str | None:
+def empty_message(
+    settings: DashboardServiceSettings, assets: TableStatus, exchanges: TableStatus
+) -> str | None:
     """Why there is nothing to show, in words that say what to start; None when there is data."""
     if assets.newest_processed or exchanges.newest_processed:
         return None
@@ -37,7 +39,7 @@ def empty_message(settings: Settings, assets: TableStatus, exchanges: TableStatu
     )
 
 
-def data_source(settings: Settings) -> str:
+def data_source(settings: DashboardServiceSettings) -> str:
     if settings.uses_coincap_simulator:
         return (
             "the bundled CoinCap simulator: made-up numbers (set COINSTREAM_COINCAP_API_KEY "

@@ -1,0 +1,154 @@
+"""One micro-batch, from Spark's DataFrame to the warehouse and the consumer group.
+
+The batch is read, typed and collected in one Spark job (``transforms.BatchRows``) and split
+into tables in Arrow (``arrow_batch``); each table's rows go through the sink, exactly once
+however often the batch runs (``sinks``); then its offsets are committed to the worker's
+consumer group (``offsets``) so that lag is visible. Offsets Kafka deleted before they were
+read become quarantine rows (``data_loss``). Each phase is timed (``batch_phases``) into the
+batch's log line and the phase histogram.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+
+from services.stream_worker import batch_phases, metrics
+from services.stream_worker.arrow_batch import split_batch
+from services.stream_worker.checkpoint import Checkpoint
+from services.stream_worker.data_loss import LostRange, lost_ranges, with_lost_ranges
+from services.stream_worker.faults import FaultPoint, kill_worker
+from services.stream_worker.offsets import OffsetCommitter, next_offsets
+from services.stream_worker.sinks import BatchSink
+from services.stream_worker.transforms import BatchRows
+from shared.schemas import ASSET_HISTORY, ASSETS, EXCHANGES, QUARANTINE, RECORD_TABLES, TableSchema
+from shared.settings import WorkerSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WrittenBatch:
+    """What one micro-batch wrote, and what it took, for the worker's state, metrics and log."""
+
+    batch_id: int
+    rows: dict[str, int]
+    """Rows sent per table, the quarantine included."""
+    lost: list[LostRange]
+    seconds: float
+    phases: batch_phases.BatchPhases
+
+    def report(self, previous_trigger_ms: dict[str, int]) -> None:
+        """Count the batch in the metrics and log its line (with Spark's timing of the trigger
+        before it, ``batch_phases.previous_trigger``)."""
+        for gap in self.lost:
+            metrics.OFFSETS_LOST.labels(gap.topic).inc(gap.count)
+            logger.warning(
+                "batch %d: %s (%d records); a quarantine row records it",
+                self.batch_id,
+                gap.reason,
+                gap.count,
+                extra={"batch_id": self.batch_id, "topic": gap.topic, "lost": gap.count},
+            )
+        metrics.BATCH_DURATION.observe(self.seconds)
+        self.phases.observe()
+        for table_name, count in self.rows.items():
+            if table_name == QUARANTINE.table:
+                metrics.ROWS_QUARANTINED.inc(count)
+            else:
+                metrics.ROWS_WRITTEN.labels(table_name).inc(count)
+        metrics.LAST_BATCH.set(time.time())
+        logger.info(
+            "batch %d: %s in %.2f s",
+            self.batch_id,
+            ", ".join(f"{count} {name}" for name, count in self.rows.items()),
+            self.seconds,
+            extra={
+                "batch_id": self.batch_id,
+                "rows": self.rows,
+                "seconds": round(self.seconds, 3),
+                "phases": self.phases.rounded(),
+                "previous_trigger_ms": previous_trigger_ms,
+            },
+        )
+
+
+class BatchProcessor:
+    """Transforms, writes and commits the micro-batches of one worker, one after another."""
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        spark: SparkSession,
+        sink: BatchSink,
+        committer: OffsetCommitter,
+        checkpoint: Checkpoint,
+        ensure_may_write: Callable[[], None],
+    ) -> None:
+        """``ensure_may_write`` raises when the worker may no longer write (its lease lost)."""
+        self.settings = settings
+        self.spark = spark
+        self.sink = sink
+        self.committer = committer
+        self.checkpoint = checkpoint
+        self.ensure_may_write = ensure_may_write
+        self._batch_rows: BatchRows | None = None
+        """Made at the first batch, when Spark's JVM is up, and kept (see ``BatchRows``)."""
+
+    def process(self, batch: DataFrame, batch_id: int, run_id: str) -> WrittenBatch:
+        """Transform batch ``batch_id`` of run ``run_id``, write it exactly once, then commit
+        its offsets; the batch's report is for the caller to make once it has noted it."""
+        started = time.monotonic()
+        with batch_phases.recording() as phases:
+            with batch_phases.phase("spark.define"):
+                if self._batch_rows is None:
+                    self._batch_rows = BatchRows(
+                        self._record_tables(), self.settings.snapshot_time_window_hours
+                    )
+                rows = self._batch_rows.of_messages(batch)
+            collected = batch_phases.collect_arrow(rows, "batch")
+            with batch_phases.phase("arrow.split"):
+                split = split_batch(collected, list(RECORD_TABLES))
+            lost = self._lost_ranges(batch_id, split.coordinates)
+            self.ensure_may_write()  # a successor may be writing: this batch is theirs
+            written: dict[str, int] = {}
+            for table in RECORD_TABLES:
+                written[table.table] = self.sink.write(
+                    table, split.rows[table.table], run_id, batch_id
+                )
+            written[QUARANTINE.table] = self.sink.write(
+                QUARANTINE, with_lost_ranges(split.quarantine, lost), run_id, batch_id
+            )
+            self._fault_point("after-merge", written)
+            with batch_phases.phase("offset_commit"):
+                self.committer.commit(next_offsets(split.coordinates))
+            self._fault_point("after-commit", written)
+        return WrittenBatch(batch_id, written, lost, time.monotonic() - started, phases)
+
+    def _record_tables(self) -> list[tuple[TableSchema, str]]:
+        """Each record table, with the topic its rows come from."""
+        topics = {
+            ASSETS.table: self.settings.topic_assets,
+            EXCHANGES.table: self.settings.topic_exchanges,
+            ASSET_HISTORY.table: self.settings.topic_history,
+        }
+        return [(table, topics[table.table]) for table in RECORD_TABLES]
+
+    def _lost_ranges(self, batch_id: int, coordinates: pa.Table) -> list[LostRange]:
+        """Offsets Spark planned into this batch that Kafka had deleted (see ``data_loss``)."""
+        with batch_phases.phase("checkpoint.planned_offsets"):
+            planned = self.checkpoint.planned_offsets(batch_id)
+        if planned is None:
+            return []
+        start, end = planned
+        return lost_ranges(start, end, coordinates)
+
+    def _fault_point(self, point: FaultPoint, written: dict[str, int]) -> None:
+        """Die here if the settings ask for it (fault injection; see ``faults``)."""
+        if self.settings.worker_fault_point == point and sum(written.values()) > 0:
+            kill_worker(self.spark, point)
