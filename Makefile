@@ -84,7 +84,7 @@ test-cluster: setup ## the Spark standalone and three-broker Kafka tests: execut
 	$(VENV_BIN)/pytest -m cluster tests/cluster
 
 chaos: setup ## the fault suite: the whole local pipeline under kills, outages and CoinCap fault storms, checked record by record (about 40 min; COINSTREAM_CHAOS_LONG_MINUTES shortens its long run)
-	$(VENV_BIN)/pytest -m 'chaos or integration' tests/chaos
+	$(VENV_BIN)/pytest -m 'chaos or integration' tests/chaos tests/integration/test_fast_faults.py
 
 lint: $(VENV)/.synced ## ruff (lint and format check) and mypy
 	$(VENV_BIN)/ruff check .

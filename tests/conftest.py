@@ -17,14 +17,22 @@ import pytest
 from deploy.local.errors import StackError
 from deploy.local.readiness import http_answers, wait_until
 from shared.settings import Settings
-from tests.harness.environment import SIMULATOR_PORT, TEST_ENVIRONMENT, TEST_STATE_DIR
+from tests.harness.environment import (
+    OUTAGE_STACK_ENVIRONMENT,
+    OUTAGE_STACK_STATE_DIR,
+    SIMULATOR_PORT,
+    SPARK_TEST_CONF,
+    TEST_ENVIRONMENT,
+    TEST_STATE_DIR,
+)
 from tests.harness.processes import LocalStack, simulator_process
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 # Every test's marker follows its directory; the run ends by counting its slow starts.
-pytest_plugins = ["tests.harness.directory_markers", "tests.harness.start_counts"]
+# pytester runs those plugins on test files of its own (tests/unit/test_harness_plugins.py).
+pytest_plugins = ["tests.harness.directory_markers", "tests.harness.start_counts", "pytester"]
 
 # Readiness checks and outage tests expect refused connections; aiokafka logs each as an error.
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -47,6 +55,33 @@ def local_stack() -> Iterator[LocalStack]:
 @pytest.fixture(scope="session")
 def stack_settings(local_stack: LocalStack) -> Settings:
     return local_stack.settings
+
+
+@pytest.fixture(scope="session")
+def outage_stack(local_stack: LocalStack) -> Iterator[LocalStack]:
+    """A broker and an emulator of their own, on other ports, for the tests that stop or
+    restart them: the session's ``local_stack`` is never stopped. Those tests use it in turn,
+    each asking for it running (``stoppable_stack``), so the session pays for one more start
+    rather than one per module. After ``local_stack``, which empties the state folder that
+    this one's lives in."""
+    shutil.rmtree(OUTAGE_STACK_STATE_DIR, ignore_errors=True)
+    stack = LocalStack(dict(OUTAGE_STACK_ENVIRONMENT), OUTAGE_STACK_STATE_DIR)
+    try:
+        stack.start()
+    except StackError as error:
+        pytest.fail(str(error))
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+def stoppable_stack(outage_stack: LocalStack) -> LocalStack:
+    """``outage_stack``, running and answering whatever the test before left it in."""
+    try:
+        outage_stack.ensure_running()
+    except StackError as error:
+        pytest.fail(str(error))
+    return outage_stack
 
 
 @pytest.fixture(scope="session")
@@ -76,5 +111,5 @@ def spark() -> SparkSession:
     from services.stream_worker.jars import spark_kafka_jars
     from services.stream_worker.spark import build_spark_session
 
-    settings = Settings(_env_file=None)
+    settings = Settings(_env_file=None, spark_conf=SPARK_TEST_CONF)
     return build_spark_session(settings, "coinstream-transform-tests", spark_kafka_jars(settings))

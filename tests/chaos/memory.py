@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.chaos.pipeline import descendants
+from tests.harness.pipeline import descendants
 
 
 def tree_rss_mib(pid: int) -> float | None:

@@ -17,8 +17,9 @@ import time
 
 import pytest
 
-from tests.chaos.pipeline import ChaosPipeline
-from tests.chaos.reckoning import reckon, report
+from tests.harness.pipeline import Pipeline
+from tests.harness.processes import LocalStack
+from tests.harness.reckoning import reckon, report
 from tests.harness.waiting import wait_for
 
 INGESTOR_KILL_ROUNDS = int(os.environ.get("COINSTREAM_CHAOS_INGESTOR_KILLS", "3"))
@@ -49,7 +50,7 @@ def recovered_records(log: str) -> int:
     return recovered
 
 
-def wait_polls(pipeline: ChaosPipeline, name: str, polls: int) -> None:
+def wait_polls(pipeline: Pipeline, name: str, polls: int) -> None:
     wait_for(
         lambda: int(pipeline.health(name).get("polls_succeeded", 0)) >= polls,
         f"{name} to poll with the broker down",
@@ -57,7 +58,7 @@ def wait_polls(pipeline: ChaosPipeline, name: str, polls: int) -> None:
     )
 
 
-def kill_between_polls(pipeline: ChaosPipeline, name: str, rng: random.Random) -> int:
+def kill_between_polls(pipeline: Pipeline, name: str, rng: random.Random) -> int:
     """SIGKILL ``name`` just after it spooled a poll; return the records its spool held."""
     process = pipeline.services[name]
     before = fetched_polls(process.log_text())
@@ -68,8 +69,10 @@ def kill_between_polls(pipeline: ChaosPipeline, name: str, rng: random.Random) -
     return held
 
 
-def test_ingestors_killed_during_broker_outages(pipeline: ChaosPipeline) -> None:
-    stack = pipeline.local_stack
+def test_ingestors_killed_during_broker_outages(
+    pipeline: Pipeline, local_stack: LocalStack
+) -> None:
+    stack = local_stack
     rng = random.Random(2020)
     pipeline.wait_polling(5)
     kills = 0

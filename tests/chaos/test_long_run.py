@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from tests.chaos.faults import fault_storm
 from tests.chaos.memory import grows_without_bound, tree_rss_mib
-from tests.chaos.pipeline import ChaosPipeline
-from tests.chaos.reckoning import reckon, report
+from tests.harness.faults import fault_storm
+from tests.harness.pipeline import Pipeline
+from tests.harness.reckoning import reckon, report
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(0)]
 
@@ -22,7 +22,7 @@ SAMPLE_SECONDS = 10
 STORM_EVERY_SAMPLES = 12
 
 
-def test_a_long_run_stays_exact_and_bounded_in_memory(pipeline: ChaosPipeline) -> None:
+def test_a_long_run_stays_exact_and_bounded_in_memory(pipeline: Pipeline) -> None:
     rng = random.Random(7)
     samples: dict[str, list[float]] = {}
     deadline = time.monotonic() + MINUTES * 60

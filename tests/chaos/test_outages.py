@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from tests.chaos.pipeline import ChaosPipeline
-from tests.chaos.reckoning import reckon, report
+from tests.harness.pipeline import Pipeline
+from tests.harness.processes import LocalStack
+from tests.harness.reckoning import reckon, report
 from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.chaos
@@ -21,13 +22,13 @@ BROKER_RESTARTS = 3
 BROKER_DOWN_SECONDS = 15
 
 
-def writing_again(pipeline: ChaosPipeline, batches_before: int) -> bool:
+def writing_again(pipeline: Pipeline, batches_before: int) -> bool:
     health = pipeline.worker.health()
     return health.get("state") == "RUNNING" and int(health.get("batches", 0)) > batches_before
 
 
-def test_warehouse_outages(pipeline: ChaosPipeline) -> None:
-    stack = pipeline.local_stack
+def test_warehouse_outages(pipeline: Pipeline, local_stack: LocalStack) -> None:
+    stack = local_stack
     pipeline.wait_polling(5)
     failed_seen = 0
     for _ in range(EMULATOR_OUTAGES):
@@ -60,8 +61,8 @@ def test_warehouse_outages(pipeline: ChaosPipeline) -> None:
     reckoning.assert_exactly_once()
 
 
-def test_broker_restarts(pipeline: ChaosPipeline) -> None:
-    stack = pipeline.local_stack
+def test_broker_restarts(pipeline: Pipeline, local_stack: LocalStack) -> None:
+    stack = local_stack
     pipeline.resume_ingestors()
     pipeline.wait_polling(5)
     for _ in range(BROKER_RESTARTS):

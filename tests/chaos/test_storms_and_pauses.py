@@ -6,16 +6,16 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.chaos.faults import (
+from tests.harness.broker import topic_end_total
+from tests.harness.faults import (
     STORM_ABSURD_RECORDS,
     STORM_OVERSIZED_BODIES,
     STORM_POISON_RECORDS,
     STORM_RECORDS_WITHOUT_ID,
     fault_storm,
 )
-from tests.chaos.pipeline import ChaosPipeline
-from tests.chaos.reckoning import reckon, report
-from tests.harness.broker import topic_end_total
+from tests.harness.pipeline import Pipeline
+from tests.harness.reckoning import reckon, report
 
 pytestmark = pytest.mark.chaos
 
@@ -24,7 +24,7 @@ PAUSED_RESTARTS = 3
 INGESTORS = ("asset-ingestor", "exchange-ingestor")
 
 
-def test_repeated_coincap_fault_storms(pipeline: ChaosPipeline) -> None:
+def test_repeated_coincap_fault_storms(pipeline: Pipeline) -> None:
     knobs = 0
     for _ in range(STORMS):
         knobs += fault_storm(pipeline)
@@ -39,13 +39,13 @@ def test_repeated_coincap_fault_storms(pipeline: ChaosPipeline) -> None:
     reckoning.assert_exactly_once()
 
 
-def served_count(pipeline: ChaosPipeline) -> int:
+def served_count(pipeline: Pipeline) -> int:
     pages = httpx.get(f"{pipeline.simulator_url}/_simulator/served", timeout=60).json()["pages"]
     return len(pages)
 
 
 def test_ingestors_and_control_restarted_while_paused_stay_paused(
-    pipeline: ChaosPipeline,
+    pipeline: Pipeline,
 ) -> None:
     pipeline.settle()  # both ingestors paused, everything delivered
     settings = pipeline.settings

@@ -8,9 +8,9 @@ import random
 
 import pytest
 
-from tests.chaos.faults import kill_worker_at_fault_point, kill_worker_at_random_points
-from tests.chaos.pipeline import ChaosPipeline
-from tests.chaos.reckoning import reckon, report
+from tests.harness.faults import kill_worker_at_fault_point, kill_worker_at_random_points
+from tests.harness.pipeline import Pipeline
+from tests.harness.reckoning import reckon, report
 
 RANDOM_KILLS = int(os.environ.get("COINSTREAM_CHAOS_WORKER_KILLS", "20"))
 FAULT_POINTS = ("after-merge", "after-commit")
@@ -25,7 +25,7 @@ restart with the fault point, and the one without it)."""
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(TIMEOUT_SECONDS)]
 
 
-def test_random_kills_and_each_fault_point(pipeline: ChaosPipeline) -> None:
+def test_random_kills_and_each_fault_point(pipeline: Pipeline) -> None:
     pipeline.wait_polling(5)
     kill_worker_at_random_points(pipeline, RANDOM_KILLS, random.Random(2026))
     for point in FAULT_POINTS:

@@ -24,25 +24,18 @@ import httpx
 import pytest
 
 from shared.kafka import describe_partitions
-from tests.cluster.support import (
-    LOG_DIR,
-    peak_memory_mib,
-    process_pid,
-    report,
-)
+from tests.cluster.support import peak_memory_mib, process_pid, report
 from tests.harness.broker import read_topic, topic_end_total
 from tests.harness.cluster import KAFKA_CLUSTER_ENVIRONMENT, KafkaCluster
-from tests.harness.control_api import ControlApi
-from tests.harness.environment import SIMULATOR_PORT, TEST_ENVIRONMENT, offset_port
-from tests.harness.processes import LocalStack, ManagedProcess, launch, wait_until_answering
+from tests.harness.environment import SIMULATOR_PORT, TEST_ENVIRONMENT
+from tests.harness.pipeline import INGESTORS, Pipeline
+from tests.harness.processes import LocalStack, ManagedProcess
 from tests.harness.stream_worker import StreamWorkerProcess
 from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 
-CONTROL_PORT = offset_port(21110)
-INGESTOR_PORTS = {"assets": offset_port(21111), "exchanges": offset_port(21112)}
-WORKER_PORT = offset_port(21113)
+BASE_PORT = 21110
 OUTAGE_SECONDS = 20.0
 """How long each killed broker stays down once the cluster has noticed."""
 
@@ -58,53 +51,32 @@ class Poll:
 
 
 class ReplicatedPipeline:
-    """The services on the three-node cluster, and the cluster."""
+    """The harness pipeline (control open, the session's simulator) on the three-node cluster,
+    and what this test asks of both."""
 
     def __init__(self, cluster: KafkaCluster) -> None:
         self.cluster = cluster
-        self.worker = StreamWorkerProcess(
+        self.pipeline = Pipeline(
             "kafka-cluster",
-            {
+            BASE_PORT,
+            services=(*INGESTORS, "stream-worker", "control"),
+            broker={
                 **KAFKA_CLUSTER_ENVIRONMENT,
                 "COINSTREAM_STATE_DIR": TEST_ENVIRONMENT["COINSTREAM_STATE_DIR"],
-                "COINSTREAM_COINCAP_SIMULATOR_PORT": str(SIMULATOR_PORT),
-                "COINSTREAM_POLL_INTERVAL_SECONDS": "1",
-                "COINSTREAM_ASSET_INGESTOR_PORT": str(INGESTOR_PORTS["assets"]),
-                "COINSTREAM_EXCHANGE_INGESTOR_PORT": str(INGESTOR_PORTS["exchanges"]),
-                "COINSTREAM_CONTROL_PORT": str(CONTROL_PORT),
-                "COINSTREAM_CONTROL_ALLOW_OPEN": "true",
-                "COINSTREAM_CONTROL_REFRESH_SECONDS": "1",
             },
-            WORKER_PORT,
+            shared_simulator_port=SIMULATOR_PORT,
+            open_access=True,
         )
-        self.environment = self.worker.environment
-        self.settings = self.worker.settings
-        self.ingestors: dict[str, ManagedProcess] = {}
-        self.control: ManagedProcess | None = None
-        self.api = ControlApi(f"http://127.0.0.1:{CONTROL_PORT}", None)
+        self.worker = self.pipeline.worker
+        self.settings = self.pipeline.settings
+        self.api = self.pipeline.api
         self.peaks: dict[str, float] = {}
 
-    def start(self) -> None:
-        self.control = launch(
-            "control-kafka-cluster", "services.control", self.environment, LOG_DIR
-        )
-        for endpoint in INGESTOR_PORTS:
-            self.ingestors[endpoint] = launch(
-                f"{endpoint}-ingestor-kafka-cluster",
-                "services.ingestor",
-                self.environment,
-                LOG_DIR,
-                (endpoint,),
-            )
-        self.worker.start()
-        wait_until_answering(self.control, f"http://127.0.0.1:{CONTROL_PORT}/healthz")
-        for endpoint, port in INGESTOR_PORTS.items():
-            wait_until_answering(self.ingestors[endpoint], f"http://127.0.0.1:{port}/healthz")
-
-    def stop(self) -> None:
-        for process in [*self.ingestors.values(), self.worker.process, self.control]:
-            if process is not None:
-                process.stop()
+    @property
+    def ingestors(self) -> dict[str, ManagedProcess]:
+        """The ingestors' processes by endpoint (``assets``, ``exchanges``)."""
+        services = self.pipeline.services
+        return {"assets": services["asset-ingestor"], "exchanges": services["exchange-ingestor"]}
 
     def sample_brokers(self) -> None:
         for node, process in self.cluster.nodes.items():
@@ -164,11 +136,8 @@ def pipeline(
 ) -> Iterator[ReplicatedPipeline]:
     httpx.delete(f"http://127.0.0.1:{SIMULATOR_PORT}/_simulator/faults").raise_for_status()
     running = ReplicatedPipeline(kafka_cluster)
-    try:
-        running.start()
+    with running.pipeline:
         yield running
-    finally:
-        running.stop()
 
 
 def kill_and_watch(pipeline: ReplicatedPipeline, victim: int, figures: dict[str, Any]) -> None:

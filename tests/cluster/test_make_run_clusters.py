@@ -10,13 +10,10 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.cluster.support import report
 from tests.harness.environment import offset_port
 from tests.harness.make_run import processes_in_session, start_make_run
-
-pytestmark = pytest.mark.cluster
 
 KAFKA_PORTS = [offset_port(port) for port in (22092, 22192, 22292)]
 SPARK_UI_PORT = offset_port(22180)

@@ -35,8 +35,6 @@ from tests.harness.processes import LocalStack
 from tests.harness.stream_worker import StreamWorkerProcess
 from tests.harness.waiting import wait_for
 
-pytestmark = pytest.mark.cluster
-
 WORKER_PORT = offset_port(21103)
 EXECUTOR = "CoarseGrainedExecutorBackend"
 TASK = r"task (\d+)\.(\d+) in stage (\d+)\.(\d+) \(TID (\d+)\)"

@@ -29,7 +29,7 @@ from shared.warehouse.client import create_bigquery_client
 from shared.warehouse.tables import table_id
 from tests.docker.stack import FIGURES, HOST_PORTS, PROJECT_NAME, DockerStack
 
-pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
+pytestmark = pytest.mark.timeout(1800)
 
 SERVICES = {
     "kafka",

@@ -15,6 +15,7 @@ from shared.settings import Settings
 from shared.warehouse.tables import table_definition
 from tests.harness.warehouse_seed import load_rows
 
+
 def create_history_table(client: bigquery.Client, settings: Settings) -> None:
     """The table exactly as the stream worker makes it (``shared.schemas.ASSET_HISTORY``);
     left as it is when the worker has made it already."""

@@ -13,13 +13,12 @@ from pathlib import Path
 import pytest
 
 KINDS = ("unit", "integration", "browser", "cluster", "docker", "chaos")
-TESTS_ROOT = Path(__file__).resolve().parent.parent
 
 
-def kind_of(path: Path) -> str | None:
+def kind_of(path: Path, tests_root: Path) -> str | None:
     """The kind a test file's directory names (``tests/unit/test_x.py`` -> ``unit``)."""
     try:
-        first = path.resolve().relative_to(TESTS_ROOT).parts[0]
+        first = path.resolve().relative_to(tests_root.resolve()).parts[0]
     except (ValueError, IndexError):
         return None
     return first if first in KINDS else None
@@ -27,9 +26,10 @@ def kind_of(path: Path) -> str | None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests_root = config.rootpath / "tests"
     misplaced: list[str] = []
     for item in items:
-        kind = kind_of(item.path)
+        kind = kind_of(item.path, tests_root)
         if kind is None:
             misplaced.append(f"{item.nodeid}: not under tests/<{'|'.join(KINDS)}>/")
             continue

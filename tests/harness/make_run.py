@@ -3,8 +3,11 @@ in a file and its supervisor's report beside it; and the processes left in that 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.settings import PROJECT_ROOT
@@ -12,6 +15,17 @@ from shared.supervised_processes import SupervisorReport
 from tests.harness.environment import offset_port
 from tests.harness.processes import subprocess_environment
 from tests.harness.waiting import wait_for
+
+
+def is_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process took the number
+        return True
+    return True
 
 
 @dataclass
@@ -23,19 +37,29 @@ class MakeRun:
     report_path: Path
     control_port: int
     worker_port: int
+    seen_pids: set[int] = field(default_factory=set)
+    """Every supervised process id a report has named, for ``stop_for_good``."""
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
 
     def report(self) -> SupervisorReport:
-        return SupervisorReport.model_validate_json(self.report_path.read_text())
+        report = SupervisorReport.model_validate_json(self.report_path.read_text())
+        self.seen_pids.update(p.pid for p in report.processes.values() if p.pid is not None)
+        return report
 
-    def wait_for_output(self, text: str, timeout: float) -> float:
-        """Wait until make run has printed ``text``; return the seconds it took."""
+    def supervised_pids(self) -> list[int]:
+        """The process ids of what the supervisor runs now."""
+        return [p.pid for p in self.report().processes.values() if p.pid is not None]
+
+    def wait_for_output(self, text: str, timeout: float, after: int = 0) -> float:
+        """Wait until make run has printed ``text`` (past the first ``after`` characters of
+        its output); return the seconds it took."""
 
         def seen() -> bool:
-            assert self.process.poll() is None or text in self.output(), self.output()[-3000:]
-            return text in self.output()
+            printed = text in self.output()[after:]
+            assert self.process.poll() is None or printed, self.output()[-3000:]
+            return printed
 
         return wait_for(seen, f"{text!r} in the output of make run", timeout)
 
@@ -44,6 +68,20 @@ class MakeRun:
             return self.report().processes[name].pid
         except (OSError, ValueError, KeyError):
             return None
+
+    def stop_for_good(self) -> None:
+        """SIGKILL to make's session and to every supervised process seen (each runs in a
+        session of its own): whatever a failed test left running."""
+        with contextlib.suppress(OSError, ValueError):
+            self.report()
+        if self.process.poll() is None or processes_in_session(self.process.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        for pid in self.seen_pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=30)
 
 
 def start_make_run(tmp_path: Path, port_base: int, extra: dict[str, str]) -> MakeRun:

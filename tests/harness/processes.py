@@ -113,6 +113,14 @@ class LocalStack:
                     f"{error}\n--- {process.log_path} ---\n{process.log_tail()}"
                 ) from None
 
+    def ensure_running(self) -> None:
+        """Start whichever of the two is stopped (a test that stops them may have failed
+        before starting them again), and wait until both answer."""
+        for process in (self.kafka, self.bigquery):
+            if not process.is_running():
+                process.start()
+        self.wait_ready()
+
     def stop(self) -> None:
         self.kafka.stop()
         self.bigquery.stop()

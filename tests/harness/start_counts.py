@@ -1,4 +1,5 @@
-"""A pytest plugin that counts the slow starts of a run: Spark drivers and `make run` stacks.
+"""A pytest plugin that counts the slow starts of a run (Spark drivers and `make run` stacks)
+and says how busy the machine's cores were meanwhile.
 
 They are what a test run pays most for, so the run prints how many it made. The count comes
 from the machine, not from the harness's own bookkeeping: a background thread reads the process
@@ -20,7 +21,12 @@ import pytest
 SAMPLE_SECONDS = 0.25
 SPARK_DRIVER = b"org.apache.spark.deploy.SparkSubmit"
 """The main class of every Spark driver JVM (pyspark starts one per process that builds a
-session; the stream worker is one)."""
+session; the stream worker is one). The scripts that start it (``spark-submit``, then
+``spark-class`` and a subshell of it) name it too, so only a ``java`` process counts; the
+script ``exec``s the JVM in its own process, which a later sample sees as ``java``."""
+SPARK_LAUNCHER = b"org.apache.spark.launcher.Main"
+"""The short-lived JVM ``spark-class`` runs first to build the driver's command line; its
+arguments name ``SparkSubmit`` as well, and it is not a driver."""
 MAKE_RUN_STACK = b"deploy.local.stack\x00run"
 """The argv of the process `make run` starts: ``python -m deploy.local.stack run``."""
 ANCESTRY_LIMIT = 64
@@ -50,6 +56,7 @@ class StartCounter:
     spark_drivers: set[int] = field(default_factory=set)
     make_run_stacks: set[int] = field(default_factory=set)
     stopped: threading.Event = field(default_factory=threading.Event)
+    cpu_at_start: tuple[int, int] = field(default_factory=lambda: cpu_ticks())
 
     def sample(self) -> None:
         for entry in Path("/proc").iterdir():
@@ -60,7 +67,12 @@ class StartCounter:
                 continue
             try:
                 argv = (entry / "cmdline").read_bytes()
-                if SPARK_DRIVER in argv and descends_from(pid, self.root):
+                if (
+                    argv.split(b"\0", 1)[0].endswith(b"java")
+                    and SPARK_DRIVER in argv
+                    and SPARK_LAUNCHER not in argv
+                    and descends_from(pid, self.root)
+                ):
                     self.spark_drivers.add(pid)
                 elif MAKE_RUN_STACK in argv and descends_from(pid, self.root):
                     self.make_run_stacks.add(pid)
@@ -71,11 +83,27 @@ class StartCounter:
         while not self.stopped.wait(SAMPLE_SECONDS):
             self.sample()
 
-    def summary(self) -> str:
-        return (
+    def summary(self) -> list[str]:
+        busy_start, total_start = self.cpu_at_start
+        busy_end, total_end = cpu_ticks()
+        busy = (busy_end - busy_start) / max(total_end - total_start, 1)
+        return [
             f"coinstream: this run started {len(self.spark_drivers)} Spark driver(s) and "
-            f"{len(self.make_run_stacks)} `make run` stack(s)"
-        )
+            f"{len(self.make_run_stacks)} `make run` stack(s)",
+            f"coinstream: the machine's {os.cpu_count()} cores were {busy:.0%} busy meanwhile "
+            "(every process on it, this run's or not)",
+        ]
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """The machine's busy and total CPU time so far, in ticks (``/proc/stat``'s first line):
+    how busy the cores were says whether a run waits on them or on something else."""
+    try:
+        fields = [int(value) for value in Path("/proc/stat").read_text().split()[1:9]]
+    except (OSError, ValueError):
+        return 0, 0
+    idle = fields[3] + fields[4]  # idle and waiting for I/O
+    return sum(fields) - idle, sum(fields)
 
 
 _counter = StartCounter()
@@ -90,4 +118,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     _counter.stopped.set()
     _counter.sample()
     terminalreporter.write_sep("-", "slow starts")
-    terminalreporter.write_line(_counter.summary())
+    for line in _counter.summary():
+        terminalreporter.write_line(line)

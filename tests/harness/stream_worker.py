@@ -197,6 +197,36 @@ class AssetWorker(StreamWorkerProcess):
     def count(self, table: str) -> int:
         return int(self.query(f"SELECT COUNT(*) AS n FROM `{{d}}.{table}`")[0]["n"])
 
+    def duplicate_assets(self) -> list[dict[str, Any]]:
+        """Asset rows stored more than once: none, if each record is in the warehouse once."""
+        return self.query(
+            "SELECT id, source_timestamp, COUNT(*) AS n FROM `{d}.assets` "
+            "GROUP BY id, source_timestamp HAVING COUNT(*) > 1"
+        )
+
+    def asset_offsets(self, timeout: float = 30.0) -> dict[tuple[str, int], tuple[int, int | None]]:
+        """Per asset partition: its log end offset and the worker's committed offset. Asked
+        again while the broker cannot answer yet: a fresh broker makes its group coordinator
+        when first asked about a group."""
+        settings = self.settings
+        answer: dict[tuple[str, int], tuple[int, int | None]] = {}
+
+        def answered() -> bool:
+            try:
+                answer.update(
+                    asyncio.run(
+                        broker_offsets(
+                            settings, settings.stream_consumer_group, [settings.topic_assets]
+                        )
+                    )
+                )
+            except KafkaError:
+                return False
+            return True
+
+        wait_for(answered, "the broker to answer for the worker's consumer group", timeout)
+        return answer
+
     def asset_messages(self, records: list[dict[str, Any]]) -> list[OutgoingMessage]:
         """One poll of ``records``, enveloped as the asset ingestor does."""
         self._next_source_ms += 1000

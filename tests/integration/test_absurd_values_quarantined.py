@@ -17,8 +17,6 @@ from shared.schemas import ASSETS, EXCHANGES, TableSchema
 from tests.harness.records import BITCOIN, KRAKEN, message
 from tests.harness.worker_batch import TOPICS, WorkerBatch, run_batch
 
-pytestmark = pytest.mark.integration
-
 CASES: list[tuple[RecordKind, TableSchema, dict[str, Any], str]] = [
     ("assets", ASSETS, BITCOIN, "id"),
     ("exchanges", EXCHANGES, KRAKEN, "exchangeId"),

@@ -25,8 +25,6 @@ from tests.harness.environment import SIMULATOR_PORT, TEST_STATE_DIR, offset_por
 from tests.harness.processes import LocalStack, subprocess_environment
 from tests.harness.stream_worker import StreamWorkerProcess
 
-pytestmark = pytest.mark.integration
-
 SIMULATOR = f"http://127.0.0.1:{SIMULATOR_PORT}"
 END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
 START = END - timedelta(days=4)

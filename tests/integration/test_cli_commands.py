@@ -23,8 +23,6 @@ from tests.harness.control_api import ControlApi
 from tests.harness.environment import TEST_ENVIRONMENT, TEST_STATE_DIR, offset_port
 from tests.harness.processes import LocalStack, launch, subprocess_environment, wait_until_answering
 
-pytestmark = pytest.mark.integration
-
 COINSTREAM = Path(sys.executable).parent / "coinstream"
 SUFFIX = uuid.uuid4().hex[:8]
 TOKEN = secrets.token_urlsafe(24)

@@ -24,8 +24,7 @@ from services.stream_worker.checkpoint_lease import (
 from tests.harness.cloud_storage import cloud_storage_emulator, new_bucket
 from tests.harness.environment import offset_port
 from tests.harness.processes import settings_from
-
-pytestmark = pytest.mark.integration
+from tests.harness.waiting import wait_for
 
 CLOUD_STORAGE_PORT = offset_port(18444)
 SPARE_CLOUD_STORAGE_PORT = offset_port(18445)
@@ -60,6 +59,16 @@ def stored_holder(url: str, location: str) -> LeaseHolder | None:
     return None if blob is None else LeaseHolder.from_json(blob.download_as_bytes().decode())
 
 
+def lease_age(url: str, location: str) -> float:
+    """Seconds since the stored lease was last written: its expiry counts from then."""
+    client = cloud_storage_client(settings_from({"COINSTREAM_GCS_EMULATOR_URL": url}))
+    bucket, _, prefix = location.removeprefix("gs://").partition("/")
+    blob = client.bucket(bucket).get_blob(f"{prefix}/lease")
+    assert blob is not None and blob.updated is not None, "no lease stored"
+    written: datetime = blob.updated
+    return (datetime.now(UTC) - written).total_seconds()
+
+
 def test_a_held_lease_is_refused_in_one_line_naming_the_holder_and_how_to_take_over(
     cloud_storage: str, location: str
 ) -> None:
@@ -88,9 +97,13 @@ def test_a_released_lease_is_taken_at_once_and_a_renewed_one_is_not(
 ) -> None:
     first = lease(cloud_storage, location, "worker-a")
     first.acquire()
-    for _ in range(3):
-        time.sleep(TTL / 2)
-        first.renew()  # renewed well within the period: never expires
+    for _ in range(3):  # held for longer than its period, renewed within it each time
+        wait_for(
+            lambda: lease_age(cloud_storage, location) >= TTL / 2,
+            "half the lease's period to pass",
+            30,
+        )
+        first.renew()
     with pytest.raises(CheckpointHeld):
         lease(cloud_storage, location, "worker-b").acquire()
     first.release()
@@ -109,7 +122,9 @@ def test_an_expired_lease_goes_to_one_successor_and_its_old_holder_has_lost_it(
     next renewal that the lease is another's."""
     dead = lease(cloud_storage, location, "worker-a")
     dead.acquire()
-    time.sleep(TTL + 0.5)
+    wait_for(
+        lambda: lease_age(cloud_storage, location) > TTL, "the dead holder's lease to expire", 30
+    )
     # A minute's lease for the successors: the loser's look must not outlast the winner's.
     successors = [lease(cloud_storage, location, f"worker-{name}", ttl=60) for name in "bc"]
     outcomes: dict[str, str] = {}

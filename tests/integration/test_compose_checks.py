@@ -20,8 +20,6 @@ import pytest
 
 from shared.settings import PROJECT_ROOT
 
-pytestmark = pytest.mark.integration
-
 COMPOSE_BINARY = Path(compose.__file__).parent / "docker-compose"
 VENV_BIN = PROJECT_ROOT / ".venv" / "bin"
 CHECKOV = PROJECT_ROOT / ".cache" / "checkov" / "bin" / "checkov"

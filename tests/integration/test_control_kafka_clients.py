@@ -2,8 +2,9 @@
 ``/readyz`` requests start no new client, and after the broker restarts the same process
 answers again (new clients, a bounded number of them).
 
-The control service runs as a real process on the session's broker and emulator, with the
-answer cache off so that every request is a measurement of its own.
+The control service runs as a real process on a broker and emulator of the tests' own
+(``outage_stack``: the restart stops that broker, never the session's), with the answer cache
+off so that every request is a measurement of its own.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import httpx
 import pytest
 
 from shared.kafka import ensure_topics, pipeline_topics
-from tests.harness.environment import TEST_ENVIRONMENT, TEST_STATE_DIR, offset_port
+from tests.harness.environment import OUTAGE_STACK_ENVIRONMENT, TEST_STATE_DIR, offset_port
 from tests.harness.processes import LocalStack, ManagedProcess, settings_from, start_process
 from tests.harness.waiting import wait_for
 
@@ -29,7 +30,7 @@ SUFFIX = uuid.uuid4().hex[:8]
 CONTROL_PORT = offset_port(18170)
 CONTROL = f"http://127.0.0.1:{CONTROL_PORT}"
 ENVIRONMENT = {
-    **TEST_ENVIRONMENT,
+    **OUTAGE_STACK_ENVIRONMENT,
     "COINSTREAM_TOPIC_ASSETS": f"test.clients.assets.{SUFFIX}",
     "COINSTREAM_TOPIC_EXCHANGES": f"test.clients.exchanges.{SUFFIX}",
     "COINSTREAM_TOPIC_DEADLETTER": f"test.clients.deadletter.{SUFFIX}",
@@ -40,12 +41,13 @@ ENVIRONMENT = {
     "COINSTREAM_CONTROL_ANSWER_CACHE_SECONDS": "0",
     "COINSTREAM_CONTROL_REFRESH_SECONDS": "1",
 }
-BROKER_PORT = int(TEST_ENVIRONMENT["COINSTREAM_KAFKA_BOOTSTRAP_SERVERS"].rsplit(":", 1)[1])
+BROKER_PORT = int(OUTAGE_STACK_ENVIRONMENT["COINSTREAM_KAFKA_BOOTSTRAP_SERVERS"].rsplit(":", 1)[1])
 REQUESTS = 30
 
 
 @pytest.fixture(scope="module")
-def control(local_stack: LocalStack) -> Iterator[ManagedProcess]:
+def control(outage_stack: LocalStack) -> Iterator[ManagedProcess]:
+    outage_stack.ensure_running()
     settings = settings_from(ENVIRONMENT)
     asyncio.run(ensure_topics(settings, pipeline_topics(settings)))
     process = start_process(
@@ -117,10 +119,10 @@ def test_many_measurements_share_one_admin_client_and_one_consumer(
 
 
 def test_after_a_broker_restart_the_same_process_answers_again(
-    control: ManagedProcess, local_stack: LocalStack
+    control: ManagedProcess, stoppable_stack: LocalStack
 ) -> None:
     wait_for(all_answer, "/lag and /readyz to answer 200", 60)
-    local_stack.kafka.stop()
+    stoppable_stack.kafka.stop()
     try:
         lag = httpx.get(f"{CONTROL}/lag", timeout=30)
         assert lag.status_code == 503, lag.text
@@ -128,8 +130,7 @@ def test_after_a_broker_restart_the_same_process_answers_again(
         ready = httpx.get(f"{CONTROL}/readyz", timeout=30)
         assert ready.status_code == 503 and ready.json()["kafka"]["ok"] is False, ready.text
     finally:
-        local_stack.kafka.start()
-        local_stack.wait_ready()
+        stoppable_stack.ensure_running()
     wait_for(all_answer, "/lag and /readyz to answer 200 after the restart", 120)
     assert control.is_running()
     # New clients replaced the failed ones, at most one of each per measurement (not several

@@ -1,14 +1,12 @@
 """The dashboard's JSON API on the BigQuery emulator: bounded answers, clear errors, OpenAPI.
 
 The app runs in this process (FastAPI's TestClient) with the real client and the real views,
-on a dataset of its own loaded through ``load_table_from_file``; the browser tests drive the
-same app as a process on the live pipeline.
+on a dataset of its own seeded with rows shaped as the stream worker writes them
+(``tests.harness.warehouse_seed``); the browser tests drive the same app as a process.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import math
 import re
 import uuid
@@ -18,18 +16,15 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from google.cloud import bigquery
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.dashboard.app import create_app
-from shared.schemas import ASSETS, EXCHANGES, TableSchema
+from shared.schemas import ASSETS, EXCHANGES
 from shared.settings import Settings
-from shared.warehouse import create_bigquery_client, ensure_views, ensure_warehouse, table_id
 from tests.harness.asset_history import history_row, load_history
 from tests.harness.environment import TEST_ENVIRONMENT, offset_port
 from tests.harness.processes import LocalStack, settings_from
-
-pytestmark = pytest.mark.integration
+from tests.harness.warehouse_seed import load_rows, prepared_warehouse, worker_row
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 SNAPSHOTS = 30  # ten seconds apart, the newest a minute ago
@@ -50,50 +45,47 @@ def asset_rows() -> list[dict[str, Any]]:
             ("ethereum", "ETH", 2, None),
             ("dogecoin", "DOGE", 3, None),
         ):
+            record = {
+                "id": asset_id,
+                "symbol": symbol,
+                "name": asset_id.title(),
+                "rank": str(rank),
+                "priceUsd": str(100.0 * (4 - rank) + index),
+                "marketCapUsd": str(1e9 * (4 - rank)),
+                "supply": "19000000.0",
+                "maxSupply": None if max_supply is None else str(max_supply),
+                "changePercent24Hr": "1.5",
+            }
             rows.append(
-                {
-                    "id": asset_id,
-                    "symbol": symbol,
-                    "name": asset_id.title(),
-                    "rank": rank,
-                    "price_usd": 100.0 * (4 - rank) + index,
-                    "market_cap_usd": 1e9 * (4 - rank),
-                    "supply": 19_000_000.0,
-                    "max_supply": max_supply,
-                    "supply_ratio": 19_000_000.0 / max_supply if max_supply else None,
-                    "change_percent_24hr": 1.5,
-                    "source_timestamp": at.isoformat(),
-                    "processing_timestamp": (at + timedelta(seconds=2)).isoformat(),
-                }
+                worker_row(
+                    ASSETS,
+                    record,
+                    source_timestamp=at,
+                    processed_at=at + timedelta(seconds=2),
+                )
             )
     # A snapshot two days old: only a range that reaches back that far sees it.
     old = NOW - timedelta(days=2)
-    rows.append(
-        {
-            "id": "oldcoin",
-            "symbol": "OLD",
-            "name": "Old coin",
-            "rank": 4,
-            "price_usd": 1.0,
-            "source_timestamp": old.isoformat(),
-            "processing_timestamp": old.isoformat(),
-        }
-    )
+    oldcoin = {"id": "oldcoin", "symbol": "OLD", "name": "Old coin", "rank": "4", "priceUsd": "1"}
+    rows.append(worker_row(ASSETS, oldcoin, source_timestamp=old, processed_at=old))
     return rows
 
 
 def exchange_rows() -> list[dict[str, Any]]:
     return [
-        {
-            "exchange_id": exchange_id,
-            "name": exchange_id.title(),
-            "rank": rank,
-            "percent_total_volume": share,
-            "volume_usd": share * 1e8,
-            "trading_pairs": 100,
-            "source_timestamp": snapshot_time(index).isoformat(),
-            "processing_timestamp": (snapshot_time(index) + timedelta(seconds=2)).isoformat(),
-        }
+        worker_row(
+            EXCHANGES,
+            {
+                "exchangeId": exchange_id,
+                "name": exchange_id.title(),
+                "rank": str(rank),
+                "percentTotalVolume": str(share),
+                "volumeUsd": str(share * 1e8),
+                "tradingPairs": "100",
+            },
+            source_timestamp=snapshot_time(index),
+            processed_at=snapshot_time(index) + timedelta(seconds=2),
+        )
         for index in range(SNAPSHOTS)
         for exchange_id, rank, share in (("binance", 1, 60.0), ("kraken", 2, 40.0))
     ]
@@ -116,16 +108,6 @@ def history_rows() -> list[dict[str, Any]]:
     return rows
 
 
-def load(client: bigquery.Client, settings: Settings, schema: TableSchema, rows: list[Any]) -> None:
-    body = io.BytesIO("\n".join(json.dumps(row) for row in rows).encode())
-    client.load_table_from_file(
-        body,
-        table_id(settings, schema),
-        size=None,
-        job_config=bigquery.LoadJobConfig(source_format="NEWLINE_DELIMITED_JSON"),
-    ).result(timeout=60)
-
-
 def dashboard_settings(**overrides: str) -> Settings:
     return settings_from(
         {
@@ -139,11 +121,9 @@ def dashboard_settings(**overrides: str) -> Settings:
 @pytest.fixture(scope="module")
 def api(local_stack: LocalStack) -> Iterator[TestClient]:
     settings = dashboard_settings(COINSTREAM_STREAM_TRIGGER_SECONDS="3")
-    client = create_bigquery_client(settings)
-    ensure_warehouse(client, settings)
-    ensure_views(client, settings)
-    load(client, settings, ASSETS, asset_rows())
-    load(client, settings, EXCHANGES, exchange_rows())
+    client = prepared_warehouse(settings)
+    load_rows(client, settings, ASSETS, asset_rows())
+    load_rows(client, settings, EXCHANGES, exchange_rows())
     load_history(client, settings, history_rows())
     with TestClient(create_app(settings)) as test_client:
         yield test_client

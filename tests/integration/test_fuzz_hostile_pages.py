@@ -36,7 +36,6 @@ from typing import Any
 
 import httpx
 import pyarrow.compute as pc
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import SparkSession
@@ -57,8 +56,6 @@ from shared.coincap.models import RECORD_MODELS
 from shared.envelope import OutgoingMessage, PollContext, fits_in_kafka, record_message
 from shared.schemas import ASSETS, EXCHANGES, RECORD_TABLES
 from shared.settings import Settings
-
-pytestmark = pytest.mark.integration
 
 EXAMPLES = int(os.environ.get("COINSTREAM_FUZZ_EXAMPLES", "20"))
 """Pages per run; each costs one Spark job. Raise it for a longer hunt."""

@@ -13,8 +13,6 @@ from shared.schemas import ASSET_HISTORY
 from tests.harness.records import history, message
 from tests.harness.worker_batch import WorkerBatch, run_batch
 
-pytestmark = pytest.mark.integration
-
 POINT_MS = 1_795_816_800_000
 HOURLY = {
     "priceUsd": "96243.8957644504882220",

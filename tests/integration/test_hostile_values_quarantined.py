@@ -29,8 +29,6 @@ from tests.harness.records import (
 )
 from tests.harness.worker_batch import WorkerBatch, run_batch
 
-pytestmark = pytest.mark.integration
-
 INSIDE_WINDOW_MS = NOW_MS - int((WINDOW_HOURS - 1) * HOUR_MS)
 HEALTHY: dict[str, tuple[str, bytes | None]] = {
     "healthy asset": ("a", message(BITCOIN)),

@@ -30,8 +30,6 @@ from tests.harness.sinks import SINKS
 from tests.harness.stream_worker import StreamWorkerProcess
 from tests.harness.waiting import wait_for
 
-pytestmark = pytest.mark.integration
-
 WORKER_PORTS = {"merge": offset_port(18120), "storage-write": offset_port(18121)}
 
 

@@ -23,8 +23,6 @@ from tests.harness.broker import read_topic, topic_end_total
 from tests.harness.environment import SIMULATOR_PORT, TEST_ENVIRONMENT
 from tests.harness.processes import settings_from
 
-pytestmark = pytest.mark.integration
-
 
 class RecordedResponses:
     """The client's response observer, as the service wires metrics to it."""

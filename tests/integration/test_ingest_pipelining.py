@@ -1,7 +1,8 @@
 """Pipelined delivery against the real broker: several polls in flight, order per key kept,
 each record in Kafka once across a broker outage, and everything in flight delivered on stop.
 
-The polls are built here (no simulator): each holds one snapshot of every key, numbered, so the
+The outage stops a broker of the test's own (``stoppable_stack``), never the session's. The
+polls are built here (no simulator): each holds one snapshot of every key, numbered, so the
 order per key in Kafka can be read off the messages. Counts compare the topic's end offsets, so
 a copy beyond the records read would be seen.
 """
@@ -10,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from prometheus_client import REGISTRY
@@ -24,10 +27,8 @@ from services.ingestor.specs import IngestorSpec
 from shared.envelope import OutgoingMessage
 from shared.settings import KafkaSettings
 from tests.harness.broker import read_topic, topic_end_total
-from tests.harness.environment import TEST_ENVIRONMENT
+from tests.harness.environment import OUTAGE_STACK_ENVIRONMENT, TEST_ENVIRONMENT
 from tests.harness.processes import LocalStack, settings_from
-
-pytestmark = pytest.mark.integration
 
 KEYS = [f"asset-{number:03d}" for number in range(60)]
 RECORD_PADDING = "x" * 400  # about the size of a real CoinCap record
@@ -49,13 +50,14 @@ def poll_messages(topic: str, number: int) -> PendingPoll:
     )
 
 
-@pytest.fixture
-async def delivery(local_stack: LocalStack) -> AsyncIterator[KafkaDelivery]:
-    """A delivery on a topic of its own, with its sender running."""
+@asynccontextmanager
+async def running_delivery(environment: dict[str, str]) -> AsyncIterator[KafkaDelivery]:
+    """A delivery to the broker ``environment`` names, on a topic of its own, with its sender
+    running."""
     suffix = uuid.uuid4().hex[:8]
     settings = settings_from(
         {
-            **TEST_ENVIRONMENT,
+            **environment,
             "COINSTREAM_TOPIC_ASSETS": f"test.pipelined.{suffix}",
             "COINSTREAM_TOPIC_DEADLETTER": f"test.pipelined.dead.{suffix}",
             "COINSTREAM_INGEST_MAX_POLLS_IN_FLIGHT": "8",
@@ -64,10 +66,28 @@ async def delivery(local_stack: LocalStack) -> AsyncIterator[KafkaDelivery]:
     spec = IngestorSpec(f"test-pipelined-{suffix}", "assets", "id", settings.topic_assets)
     under_test = KafkaDelivery(spec, settings)
     sender = asyncio.create_task(under_test.deliver_forever())
-    yield under_test
-    sender.cancel()
-    await asyncio.gather(sender, return_exceptions=True)
-    await under_test.close_producer()
+    try:
+        yield under_test
+    finally:
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
+        await under_test.close_producer()
+
+
+@pytest.fixture
+async def delivery(local_stack: LocalStack) -> AsyncIterator[KafkaDelivery]:
+    """A delivery to the session's broker."""
+    async with running_delivery(TEST_ENVIRONMENT) as under_test:
+        yield under_test
+
+
+@pytest.fixture
+async def delivery_to_stoppable_broker(
+    stoppable_stack: LocalStack,
+) -> AsyncIterator[KafkaDelivery]:
+    """A delivery to the broker a test may stop."""
+    async with running_delivery(OUTAGE_STACK_ENVIRONMENT) as under_test:
+        yield under_test
 
 
 async def largest_window_while_draining(delivery: KafkaDelivery) -> int:
@@ -108,9 +128,27 @@ async def test_several_polls_are_in_flight_and_each_key_stays_in_order(
     await check_each_poll_once_in_order_per_key(delivery.settings, polls)
 
 
+async def outlasted_the_stall_limit(delivery: KafkaDelivery) -> None:
+    """Wait until records have gone unanswered longer than the stall limit, by the clock the
+    delivery itself keeps (it restarts at each answer from Kafka)."""
+    async with asyncio.timeout(60):
+        while True:
+            session = delivery.session
+            if (
+                session is not None
+                and session.unanswered
+                and time.monotonic() - session.waiting_since > delivery_module.STALL_SECONDS
+            ):
+                return
+            await asyncio.sleep(0.2)
+
+
 async def test_a_broker_outage_longer_than_the_stall_limit_writes_each_record_once(
-    local_stack: LocalStack, delivery: KafkaDelivery, monkeypatch: pytest.MonkeyPatch
+    stoppable_stack: LocalStack,
+    delivery_to_stoppable_broker: KafkaDelivery,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    delivery = delivery_to_stoppable_broker
     # A stall limit shorter than the outage: the producer must not be abandoned (and its
     # unanswered records sent again) while the broker does not answer at all, nor in the
     # moments after it is back, before the producer has resumed.
@@ -120,13 +158,12 @@ async def test_a_broker_outage_longer_than_the_stall_limit_writes_each_record_on
         await delivery.queue(poll_messages(topic, number))
     await largest_window_while_draining(delivery)
 
-    await asyncio.to_thread(local_stack.kafka.stop)
+    await asyncio.to_thread(stoppable_stack.kafka.stop)
     for number in range(10, 30):
         await delivery.queue(poll_messages(topic, number))
-    await asyncio.sleep(12)
+    await outlasted_the_stall_limit(delivery)
     assert delivery.kafka_connected is False
-    await asyncio.to_thread(local_stack.kafka.start)
-    await asyncio.to_thread(local_stack.wait_ready)
+    await asyncio.to_thread(stoppable_stack.ensure_running)
 
     async with asyncio.timeout(180):
         await delivery.buffer.wait_until_empty()

@@ -30,8 +30,6 @@ from tests.harness.broker import read_topic
 from tests.harness.environment import SIMULATOR_PORT, TEST_ENVIRONMENT
 from tests.harness.processes import settings_from
 
-pytestmark = pytest.mark.integration
-
 SIMULATOR = f"http://127.0.0.1:{SIMULATOR_PORT}"
 POISONED_POLLS = 3
 """Polls of each listing that carry poison records."""

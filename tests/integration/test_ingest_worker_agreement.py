@@ -12,15 +12,12 @@ import json
 import math
 import time
 
-import pytest
 from pyspark.sql import SparkSession
 
 from shared.coincap.models import validation_error
 from shared.envelope import PollContext, record_message
 from shared.schemas import ASSETS
 from tests.harness.worker_batch import TOPICS, run_batch
-
-pytestmark = pytest.mark.integration
 
 TOPIC = TOPICS[ASSETS.table]
 

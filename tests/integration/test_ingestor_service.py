@@ -1,4 +1,7 @@
-"""The asset ingestor as a process: a broker outage and a SIGTERM mid-poll lose nothing."""
+"""The asset ingestor as a process: a broker outage and a SIGTERM mid-poll lose nothing.
+
+It delivers to a broker of its own (``stoppable_stack``): the outage stops that one, never the
+session's."""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ import asyncio
 import json
 import signal
 import sys
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -16,14 +18,18 @@ import httpx
 import pytest
 
 from tests.harness.broker import read_topic, topic_end_total
-from tests.harness.environment import SIMULATOR_PORT, TEST_ENVIRONMENT, TEST_STATE_DIR, offset_port
+from tests.harness.environment import (
+    OUTAGE_STACK_ENVIRONMENT,
+    SIMULATOR_PORT,
+    TEST_STATE_DIR,
+    offset_port,
+)
 from tests.harness.processes import LocalStack, ManagedProcess
 from tests.harness.waiting import wait_for
 
-pytestmark = pytest.mark.integration
-
 INGESTOR_PORT = offset_port(18101)
 HEALTH_URL = f"http://127.0.0.1:{INGESTOR_PORT}/healthz"
+POLLS_DURING_OUTAGE = 10
 FAULTS_URL = f"http://127.0.0.1:{SIMULATOR_PORT}/_simulator/faults"
 
 
@@ -35,14 +41,14 @@ def health() -> dict[str, Any]:
 
 
 @pytest.fixture
-def asset_ingestor(local_stack: LocalStack, simulator: str) -> Iterator[ManagedProcess]:
+def asset_ingestor(stoppable_stack: LocalStack, simulator: str) -> Iterator[ManagedProcess]:
     """``python -m services.ingestor assets`` on a topic of its own, polling every second."""
     topic = f"test.service.assets.{uuid.uuid4().hex[:8]}"
     process = ManagedProcess(
         f"asset-ingestor-{topic}",
         [sys.executable, "-m", "services.ingestor", "assets"],
         {
-            **TEST_ENVIRONMENT,
+            **OUTAGE_STACK_ENVIRONMENT,
             "COINSTREAM_COINCAP_SIMULATOR_PORT": str(SIMULATOR_PORT),
             "COINSTREAM_ASSET_INGESTOR_PORT": str(INGESTOR_PORT),
             "COINSTREAM_TOPIC_ASSETS": topic,
@@ -91,21 +97,25 @@ def check_every_poll_arrived_once_in_order(
 
 
 def test_polls_continue_through_a_broker_outage_and_arrive_once_in_order(
-    local_stack: LocalStack, asset_ingestor: ManagedProcess
+    stoppable_stack: LocalStack, asset_ingestor: ManagedProcess
 ) -> None:
     records_per_poll = len(httpx.get(f"{local_stack_simulator()}?limit=2000").json()["data"])
-    local_stack.kafka.stop()
+    stoppable_stack.kafka.stop()
     outage_started = health()["polls_succeeded"]
-    time.sleep(20)
+    wait_for(
+        lambda: health()["polls_succeeded"] >= outage_started + POLLS_DURING_OUTAGE,
+        f"{POLLS_DURING_OUTAGE} polls with the broker down (did polling stop with it?)",
+        60,
+    )
+    wait_for(lambda: not health()["kafka_connected"], "the ingestor to see Kafka gone", 30)
     during = health()
-    assert during["polls_succeeded"] >= outage_started + 10, "polling stopped with the broker"
+    assert during["polls_succeeded"] >= outage_started + POLLS_DURING_OUTAGE
     assert during["kafka_connected"] is False
     assert during["status"] == "degraded"
-    assert during["buffered_records"] >= 10 * records_per_poll
+    assert during["buffered_records"] >= POLLS_DURING_OUTAGE * records_per_poll
     assert during["dropped_records"] == 0
 
-    local_stack.kafka.start()
-    local_stack.wait_ready()
+    stoppable_stack.ensure_running()
     wait_for(lambda: health()["buffered_records"] == 0, "the buffer to drain", 90)
     assert asset_ingestor.stop() in (0, -signal.SIGTERM)
 
@@ -113,18 +123,18 @@ def test_polls_continue_through_a_broker_outage_and_arrive_once_in_order(
     poll_ids = fetched_poll_ids(asset_ingestor.log_text())
     messages = asyncio.run(
         read_topic(
-            local_stack.settings.kafka_bootstrap_servers,
+            stoppable_stack.settings.kafka_bootstrap_servers,
             topic,
             expected=len(poll_ids) * records_per_poll,
         )
     )
     # read_topic reads to the end offsets: a copy after the expected count is among messages.
-    assert topic_end_total(local_stack.settings, topic) == len(messages)
+    assert topic_end_total(stoppable_stack.settings, topic) == len(messages)
     check_every_poll_arrived_once_in_order(messages, poll_ids, records_per_poll)
 
 
 def test_sigterm_mid_poll_finishes_the_poll_and_delivers_it(
-    local_stack: LocalStack, asset_ingestor: ManagedProcess
+    stoppable_stack: LocalStack, asset_ingestor: ManagedProcess
 ) -> None:
     records_per_poll = len(httpx.get(f"{local_stack_simulator()}?limit=2000").json()["data"])
     httpx.post(FAULTS_URL, json={"mode": "slow", "seconds": 3, "count": 1}).raise_for_status()
@@ -140,13 +150,13 @@ def test_sigterm_mid_poll_finishes_the_poll_and_delivers_it(
     topic = asset_ingestor.environment["COINSTREAM_TOPIC_ASSETS"]
     messages = asyncio.run(
         read_topic(
-            local_stack.settings.kafka_bootstrap_servers,
+            stoppable_stack.settings.kafka_bootstrap_servers,
             topic,
             expected=len(poll_ids) * records_per_poll,
         )
     )
     # read_topic reads to the end offsets: a copy after the expected count is among messages.
-    assert topic_end_total(local_stack.settings, topic) == len(messages)
+    assert topic_end_total(stoppable_stack.settings, topic) == len(messages)
     check_every_poll_arrived_once_in_order(messages, poll_ids, records_per_poll)
 
 

@@ -1,6 +1,7 @@
 """The asset ingestor's durable spool, as a process: SIGKILLed while the broker is down, it
 delivers every poll it had fetched once it runs again; a second ingestor of the same name on the
-same spool is refused at start."""
+same spool is refused at start. The outage stops a broker of the tests' own
+(``stoppable_stack``), never the session's."""
 
 from __future__ import annotations
 
@@ -18,11 +19,15 @@ import pytest
 
 from services.ingestor.spool import PollSpool
 from tests.harness.broker import read_topic, topic_end_total
-from tests.harness.environment import SIMULATOR_PORT, TEST_ENVIRONMENT, TEST_STATE_DIR, offset_port
+from tests.harness.environment import (
+    OUTAGE_STACK_ENVIRONMENT,
+    SIMULATOR_PORT,
+    TEST_ENVIRONMENT,
+    TEST_STATE_DIR,
+    offset_port,
+)
 from tests.harness.processes import LocalStack, ManagedProcess, refusal_at_start
 from tests.harness.waiting import wait_for
-
-pytestmark = pytest.mark.integration
 
 INGESTOR_PORT = offset_port(18131)
 HEALTH_URL = f"http://127.0.0.1:{INGESTOR_PORT}/healthz"
@@ -46,7 +51,7 @@ def recovered_records() -> float:
 
 
 @pytest.fixture
-def asset_ingestor(local_stack: LocalStack, simulator: str) -> Iterator[ManagedProcess]:
+def asset_ingestor(stoppable_stack: LocalStack, simulator: str) -> Iterator[ManagedProcess]:
     """``python -m services.ingestor assets`` on a topic and a spool folder of its own, polling
     every second; not started."""
     suffix = uuid.uuid4().hex[:8]
@@ -54,7 +59,7 @@ def asset_ingestor(local_stack: LocalStack, simulator: str) -> Iterator[ManagedP
         f"asset-ingestor-spool-{suffix}",
         [sys.executable, "-m", "services.ingestor", "assets"],
         {
-            **TEST_ENVIRONMENT,
+            **OUTAGE_STACK_ENVIRONMENT,
             "COINSTREAM_COINCAP_SIMULATOR_PORT": str(SIMULATOR_PORT),
             "COINSTREAM_ASSET_INGESTOR_PORT": str(INGESTOR_PORT),
             "COINSTREAM_TOPIC_ASSETS": f"test.spool.assets.{suffix}",
@@ -80,7 +85,7 @@ def fetched_poll_ids(log: str) -> list[str]:
 
 
 def test_an_ingestor_killed_while_kafka_is_away_delivers_every_poll_it_fetched(
-    local_stack: LocalStack, asset_ingestor: ManagedProcess
+    stoppable_stack: LocalStack, asset_ingestor: ManagedProcess
 ) -> None:
     simulated = httpx.get(f"http://127.0.0.1:{SIMULATOR_PORT}/v3/assets?limit=2000").json()
     records_per_poll = len(simulated["data"])
@@ -91,7 +96,7 @@ def test_an_ingestor_killed_while_kafka_is_away_delivers_every_poll_it_fetched(
         60,
     )
 
-    local_stack.kafka.stop()
+    stoppable_stack.kafka.stop()
     try:
         polls_before = health()["polls_succeeded"]
         wait_for(
@@ -108,8 +113,7 @@ def test_an_ingestor_killed_while_kafka_is_away_delivers_every_poll_it_fetched(
         wait_for(health, "the restarted ingestor to answer", 60)
         held_at_restart = health()["buffered_records"]
     finally:
-        local_stack.kafka.start()
-        local_stack.wait_ready()
+        stoppable_stack.ensure_running()
     wait_for(
         lambda: health()["polls_succeeded"] >= 2 and health()["buffered_records"] == 0,
         "the restarted ingestor to poll and deliver everything",
@@ -123,12 +127,12 @@ def test_an_ingestor_killed_while_kafka_is_away_delivers_every_poll_it_fetched(
     topic = asset_ingestor.environment["COINSTREAM_TOPIC_ASSETS"]
     messages = asyncio.run(
         read_topic(
-            local_stack.settings.kafka_bootstrap_servers,
+            stoppable_stack.settings.kafka_bootstrap_servers,
             topic,
             expected=len(poll_ids) * records_per_poll,
         )
     )
-    assert topic_end_total(local_stack.settings, topic) == len(messages)
+    assert topic_end_total(stoppable_stack.settings, topic) == len(messages)
     keys_of_poll: dict[str, list[str]] = defaultdict(list)
     for message in messages:
         keys_of_poll[json.loads(message.value)["poll_id"]].append(message.key.decode())

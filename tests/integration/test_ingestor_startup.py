@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.harness.processes import refusal_at_start
-
-pytestmark = pytest.mark.integration
 
 
 def test_a_buffer_smaller_than_one_poll_is_refused_at_start() -> None:

@@ -5,13 +5,10 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 
-import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.settings import Settings
-
-pytestmark = pytest.mark.integration
 
 
 async def test_keyed_records_produced_idempotently_are_all_consumed(

@@ -31,8 +31,6 @@ from shared.settings import Settings
 from tests.harness.environment import TEST_ENVIRONMENT, TEST_STATE_DIR, offset_port
 from tests.harness.processes import ManagedProcess, settings_from
 
-pytestmark = pytest.mark.integration
-
 PORT = offset_port(21592)
 CONTROLLER_PORT = offset_port(21593)
 PASSWORD = 's3cret "quoted" pass'

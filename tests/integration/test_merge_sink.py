@@ -29,8 +29,6 @@ from shared.settings import Settings
 from shared.warehouse import create_bigquery_client, dataset_id, ensure_warehouse, table_id
 from tests.harness.sinks import arrow_rows
 
-pytestmark = pytest.mark.integration
-
 
 def asset_row(asset_id: str, source: datetime, processed: datetime) -> dict[str, Any]:
     return {

@@ -12,8 +12,6 @@ import yaml
 from deploy.local.prometheus import PROMETHEUS_DIR, write_prometheus_config
 from shared.settings import PROJECT_ROOT, Settings
 
-pytestmark = pytest.mark.integration
-
 
 def promtool(*arguments: str) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("promtool")

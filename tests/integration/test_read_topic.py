@@ -6,14 +6,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared.kafka import TopicSpec, ensure_topics
 from shared.settings import Settings
 from tests.harness.broker import read_topic
-
-pytestmark = pytest.mark.integration
 
 MESSAGES = 20
 VALUE_BYTES = 100_000

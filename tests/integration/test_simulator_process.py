@@ -7,13 +7,10 @@ import json
 import sys
 
 import httpx
-import pytest
 
 from deploy.local.readiness import http_answers, wait_until
 from tests.harness.environment import TEST_STATE_DIR, offset_port
 from tests.harness.processes import ManagedProcess
-
-pytestmark = pytest.mark.integration
 
 PORT = offset_port(18095)
 

@@ -18,8 +18,6 @@ from shared.settings import Settings
 from shared.warehouse import create_bigquery_client, ensure_warehouse, table_id
 from tests.harness.sinks import SINKS, SparkCheckpointFolder, arrow_rows, build_sink
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def settings(stack_settings: Settings) -> Settings:

@@ -8,12 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from shared.settings import PROJECT_ROOT
 from tests.harness.processes import subprocess_environment
-
-pytestmark = pytest.mark.integration
 
 
 def run_stack(command: str, environment: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -1,4 +1,5 @@
-"""State survives a restart of the broker and of the emulator."""
+"""State survives a restart of the broker and of the emulator (a pair of the test's own,
+``stoppable_stack``: the session's are never stopped)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,12 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
-import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.schemas import EXCHANGES
 from shared.warehouse import create_bigquery_client, ensure_warehouse, table_id
 from tests.harness.processes import LocalStack
-
-pytestmark = pytest.mark.integration
 
 
 async def produce(bootstrap: str, topic: str, values: list[str]) -> None:
@@ -51,8 +49,10 @@ async def consume_all(bootstrap: str, topic: str, expected: int) -> list[str]:
     return values
 
 
-def test_broker_and_emulator_keep_their_data_across_a_restart(local_stack: LocalStack) -> None:
-    settings = local_stack.settings
+def test_broker_and_emulator_keep_their_data_across_a_restart(
+    stoppable_stack: LocalStack,
+) -> None:
+    settings = stoppable_stack.settings
     topic = f"test.restart.{uuid.uuid4().hex[:8]}"
     values = [f"record-{index}" for index in range(50)]
     asyncio.run(produce(settings.kafka_bootstrap_servers, topic, values))
@@ -64,10 +64,8 @@ def test_broker_and_emulator_keep_their_data_across_a_restart(local_stack: Local
     rows = [{"exchange_id": exchange_id, "source_timestamp": now, "processing_timestamp": now}]
     assert client.insert_rows_json(table_id(settings, EXCHANGES), rows) == []
 
-    local_stack.stop()
-    local_stack.kafka.start()
-    local_stack.bigquery.start()
-    local_stack.wait_ready()
+    stoppable_stack.stop()
+    stoppable_stack.ensure_running()
 
     assert asyncio.run(consume_all(settings.kafka_bootstrap_servers, topic, len(values))) == values
     query = (

@@ -24,8 +24,6 @@ from shared.settings import Settings
 from shared.warehouse import create_bigquery_client, ensure_views, ensure_warehouse, table_id
 from tests.harness.sinks import SparkCheckpointFolder, arrow_rows
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def settings(stack_settings: Settings) -> Settings:

@@ -1,15 +1,17 @@
 """The stream worker end to end: real broker, real Spark, the real BigQuery client on the emulator.
 
-The module runs one worker process on topics and a dataset of its own. Records are produced in
-the ingestors' own message format (``shared.envelope``), so what the worker reads is what
-it reads in production.
+The module runs one worker process on topics and a dataset of its own, which every test that
+only sends records and watches shares (each sends what it checks); a test that stops or
+reconfigures a worker starts its own. Records are produced in the ingestors' own message format
+(``shared.envelope``), so what the worker reads is what it reads in production. The kills, and
+the exactly-once test with each sink, are in ``test_stream_worker_recovery``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import re
-import signal
 import socket
 import time
 import uuid
@@ -18,31 +20,29 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from google.cloud import bigquery
 
 from services.stream_worker.checkpoint import is_unfinished_write
 from shared.schemas import ASSETS
+from shared.settings import Settings
 from shared.warehouse import (
     dataset_id,
     ensure_views,
     ensure_warehouse,
-    relation_id,
     table_definition,
 )
 from tests.harness.cloud_storage import cloud_storage_emulator, new_bucket
 from tests.harness.environment import offset_port
 from tests.harness.processes import LocalStack
-from tests.harness.sinks import SINKS
 from tests.harness.stream_worker import AssetWorker, asset
 from tests.harness.waiting import wait_for
 
-pytestmark = pytest.mark.integration
-
 SECOND_WORKER_PORT = offset_port(18104)
-STORAGE_WRITE_WORKER_PORT = offset_port(18106)
+THIRD_WORKER_PORT = offset_port(18106)
 """For the tests that start a worker of their own while the module's one runs."""
 CLOUD_STORAGE_PORT = offset_port(18443)
-TINY_PRICE = "0.000000000012345678"
 
 
 def caught_up(worker: AssetWorker) -> bool:
@@ -56,52 +56,6 @@ def worker(local_stack: LocalStack) -> Iterator[AssetWorker]:
     test_worker.start()
     yield test_worker
     test_worker.process.stop()
-
-
-@pytest.fixture(params=SINKS)
-def sink_worker(request: pytest.FixtureRequest, local_stack: LocalStack) -> Iterator[AssetWorker]:
-    """The exactly-once tests run with each sink: the module's worker for the MERGE sink, a
-    worker of its own for the Storage Write API sink."""
-    if request.param == "merge":
-        yield request.getfixturevalue("worker")
-        return
-    own = AssetWorker(
-        local_stack, {"COINSTREAM_STREAM_SINK": "storage-write"}, port=STORAGE_WRITE_WORKER_PORT
-    )
-    own.start()
-    yield own
-    own.process.stop()
-
-
-def test_records_become_typed_renamed_rows_exactly_once(sink_worker: AssetWorker) -> None:
-    worker = sink_worker
-    records = [asset(number) for number in range(50)]
-    records[0] = asset(0, price=TINY_PRICE)
-    messages = worker.asset_messages(records)
-    worker.produce(messages)
-    wait_for(lambda: worker.count("assets") >= 50, "50 asset rows", 90)
-
-    # The same poll published again (an ingestor retry, a replay) adds nothing: the MERGE sink
-    # stores it once; the append sink stores the copy and every view reads one row per record.
-    worker.produce(messages)
-    wait_for(lambda: caught_up(worker), "the worker to process the copies", 60)
-    if worker.settings.stream_sink == "merge":
-        assert worker.count("assets") == 50
-    else:
-        assert worker.count("assets") == 100
-        assert worker.count("assets_latest") == 50
-
-    row = worker.query("SELECT * FROM `{d}.assets` WHERE id = 'coin-0'")[0]
-    assert row["price_usd"] == pytest.approx(1.2345678e-11, rel=1e-15)
-    assert row["market_cap_usd"] == pytest.approx(1904557171625.0952, rel=1e-15)
-    assert row["rank"] == 1
-    assert row["max_supply"] is None and row["supply_ratio"] is None
-    assert row["source_timestamp"] is not None and row["processing_timestamp"] is not None
-    odd = worker.query("SELECT supply_ratio FROM `{d}.assets` WHERE id = 'coin-1'")[0]
-    assert odd["supply_ratio"] == pytest.approx(0.5)
-    table = worker.client.get_table(relation_id(worker.settings, "assets"))
-    assert table.time_partitioning.field == "processing_timestamp"
-    assert table.clustering_fields == ["id"]
 
 
 def test_malformed_messages_are_quarantined_and_the_stream_goes_on(worker: AssetWorker) -> None:
@@ -133,6 +87,7 @@ def test_malformed_messages_are_quarantined_and_the_stream_goes_on(worker: Asset
 
 
 def test_processed_offsets_are_committed_to_the_consumer_group(worker: AssetWorker) -> None:
+    worker.produce(worker.asset_messages([asset(number) for number in range(600, 610)]))
     wait_for(lambda: caught_up(worker), "committed offsets to reach the log end", 60)
 
 
@@ -209,6 +164,8 @@ def test_a_second_worker_on_a_checkpoint_in_use_refuses_at_once_and_the_first_go
 
 def test_each_batch_reports_where_its_time_went(worker: AssetWorker) -> None:
     """The per-batch profile, from any running worker: phases in /metrics and the log line."""
+    worker.produce(worker.asset_messages([asset(number) for number in range(650, 660)]))
+    wait_for(lambda: caught_up(worker), "the worker to process 10 records", 60)
     metrics = httpx.get(f"http://127.0.0.1:{worker.port}/metrics", timeout=5).text
     for phase in ("spark.collect.batch", "assets.merge", "offset_commit"):
         assert f'coinstream_stream_batch_phase_seconds_count{{phase="{phase}"}}' in metrics
@@ -216,40 +173,17 @@ def test_each_batch_reports_where_its_time_went(worker: AssetWorker) -> None:
     assert batch_lines and '"assets.merge"' in "".join(batch_lines)
 
 
-def test_sigkill_mid_batch_and_restart_leaves_each_record_once(sink_worker: AssetWorker) -> None:
-    worker = sink_worker
-    rows_before = worker.count("assets")
-    polls = [worker.asset_messages([asset(n) for n in range(200)]) for _ in range(40)]
-    worker.produce([message for poll in polls for message in poll])  # 8,000 records
-    expected = rows_before + 8000
-
-    for _ in range(2):
-        # Kill inside a batch that follows a finished one, so both loads and MERGEs are in play.
-        wait_for(lambda: worker.health().get("batches", 0) >= 1, "a batch to finish", 90)
-        wait_for(lambda: worker.health().get("batch_in_progress") is not None, "a batch to run", 60)
-        assert not caught_up(worker), "the backlog was done before the kill"
-        worker.process.stop(signal.SIGKILL)
-        worker.start()  # the killed holder's lock went with it: the new worker takes it at once
-
-    wait_for(lambda: caught_up(worker), "the worker to process the backlog", 240)
-    assert worker.count("assets") == expected
-    log = worker.process.log_text()
-    assert log.count("holding the lease on the checkpoint") >= 3 and "coinstream:" not in log
-    duplicates = worker.query(
-        "SELECT id, source_timestamp, COUNT(*) AS n FROM `{d}.assets` "
-        "GROUP BY id, source_timestamp HAVING COUNT(*) > 1"
-    )
-    assert duplicates == []
-
-
 def test_views_show_the_newest_row_per_asset(worker: AssetWorker) -> None:
+    for _ in range(2):  # two polls: two rows per asset, the newer one the latest
+        worker.produce(worker.asset_messages([asset(number) for number in range(700, 705)]))
+    wait_for(lambda: caught_up(worker), "the worker to process two polls", 60)
     latest = worker.query("SELECT id, COUNT(*) OVER () AS n FROM `{d}.assets_latest` LIMIT 1")
     distinct = worker.query("SELECT COUNT(DISTINCT id) AS n FROM `{d}.assets`")[0]["n"]
     assert latest[0]["n"] == distinct
     series = worker.query(
-        "SELECT ts, price_usd FROM `{d}.assets_timeseries` WHERE id = 'coin-5' ORDER BY ts"
+        "SELECT ts, price_usd FROM `{d}.assets_timeseries` WHERE id = 'coin-700' ORDER BY ts"
     )
-    assert len(series) >= 2
+    assert len(series) == 2
     assert all(isinstance(row["price_usd"], float) for row in series)
 
 
@@ -294,10 +228,68 @@ def cloud_storage() -> Iterator[str]:
         yield url
 
 
+async def delete_records_before(settings: Settings, offsets: dict[tuple[str, int], int]) -> None:
+    """What retention does to the oldest segments: records before ``offsets`` are gone."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.delete_records(
+            {
+                TopicPartition(topic, partition): RecordsToDelete(offset)
+                for (topic, partition), offset in offsets.items()
+            }
+        )
+    finally:
+        await admin.close()
+
+
+def lost_to_retention_while_down(
+    worker: AssetWorker, read: dict[tuple[str, int], int]
+) -> tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]:
+    """While the worker is down, 60 records arrive and retention deletes all but the newest of
+    each partition before the worker is back. Returns the end offsets after the 60, and how many
+    records each partition lost unread."""
+    worker.produce(worker.asset_messages([asset(number) for number in range(60)]))
+    ends = {key: end for key, (end, _) in worker.asset_offsets().items()}
+    asyncio.run(delete_records_before(worker.settings, {k: e - 1 for k, e in ends.items()}))
+    lost = {key: ends[key] - 1 - read[key] for key in ends if ends[key] - 1 > read[key]}
+    assert sum(lost.values()) > 0
+    return ends, lost
+
+
+def assert_losses_counted(
+    worker: AssetWorker,
+    read: dict[tuple[str, int], int],
+    ends: dict[tuple[str, int], int],
+    lost: dict[tuple[str, int], int],
+) -> None:
+    """Each lost range a quarantine row, a log line, and counted in the metric; no duplicate."""
+    topic = worker.settings.topic_assets
+    reasons = {
+        row["reason"]
+        for row in worker.query("SELECT reason FROM `{d}.quarantine` WHERE raw_value IS NULL")
+    }
+    assert reasons == {
+        f"offsets {read[key]}-{ends[key] - 2} of {topic}/{key[1]} lost to retention "
+        "before they were read"
+        for key in lost
+    }
+    metrics = httpx.get(f"http://127.0.0.1:{worker.port}/metrics", timeout=5).text
+    counted = re.search(
+        rf'coinstream_stream_offsets_lost_total{{topic="{re.escape(topic)}"}} (\S+)', metrics
+    )
+    assert counted is not None and float(counted.group(1)) == sum(lost.values())
+    log = worker.process.log_text()
+    assert log.count("lost to retention before they were read") == len(lost)
+    assert worker.duplicate_assets() == []
+
+
 def test_a_checkpoint_in_cloud_storage_carries_the_stream_across_a_restart(
     local_stack: LocalStack, cloud_storage: str
 ) -> None:
-    """As on GCP: a gs:// checkpoint, and tables and views made beforehand (by Terraform there)."""
+    """As on GCP: a gs:// checkpoint, and tables and views made beforehand (by Terraform there).
+    While the worker is down, retention deletes records it had not read: the restarted worker
+    counts them, and goes on."""
     bucket = new_bucket(cloud_storage)
     worker = AssetWorker(
         local_stack,
@@ -317,6 +309,7 @@ def test_a_checkpoint_in_cloud_storage_carries_the_stream_across_a_restart(
         wait_for(lambda: caught_up(worker), "the worker to process 20 records", 90)
         assert worker.count("assets") == 20
         last_batch = worker.health()["last_batch_id"]
+        read = {key: end for key, (end, _) in worker.asset_offsets().items()}
 
         def stored_names() -> set[str]:
             listing = httpx.get(
@@ -336,7 +329,7 @@ def test_a_checkpoint_in_cloud_storage_carries_the_stream_across_a_restart(
                 "COINSTREAM_STREAM_CHECKPOINT_LOCATION": f"gs://{bucket}/stream-worker",
                 "COINSTREAM_GCS_EMULATOR_URL": cloud_storage,
             },
-            port=STORAGE_WRITE_WORKER_PORT,
+            port=THIRD_WORKER_PORT,
         )
         second.process.start()
         assert second.process.process is not None
@@ -348,12 +341,16 @@ def test_a_checkpoint_in_cloud_storage_carries_the_stream_across_a_restart(
         worker.process.stop()
         # Released on a clean stop: the next worker need not wait for it to expire.
         assert "stream-worker/lease" not in stored_names()
+        ends, lost = lost_to_retention_while_down(worker, read)
         worker.produce(worker.asset_messages([asset(number) for number in range(20, 25)]))
         worker.start()
-        wait_for(lambda: caught_up(worker), "the worker to process 5 more records", 90)
-        assert worker.count("assets") == 25
+        wait_for(lambda: caught_up(worker), "the worker to process what is left", 90)
+        # The newest of the 60 in each partition that had any, and the 5 after them.
+        kept = sum(1 for key in ends if ends[key] > read[key])
+        assert worker.count("assets") == 20 + kept + 5
         # Batch ids go on from the checkpoint: it was read back from Cloud Storage, not begun anew.
         assert worker.health()["last_batch_id"] > last_batch
+        assert_losses_counted(worker, read, ends, lost)
 
         # The lease broken by hand (`gcloud storage rm`): the worker stops rather than go on.
         httpx.delete(

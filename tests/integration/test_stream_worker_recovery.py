@@ -1,226 +1,356 @@
-"""The stream worker recovering from what kills and outages leave: a half-written checkpoint,
-a query that will not start, records retention deleted before they were read, and a SIGKILL at
-each named fault point. Real broker, real Spark, the real BigQuery client on the emulator."""
+"""The stream worker recovering from what kills leave: one chain of kills through one worker per
+sink, real broker, real Spark, the real BigQuery client on the emulator.
+
+Each worker start is a Spark driver (15-40 s), so one worker, on one checkpoint, dataset and
+consumer group, is killed at every point in turn, each restart recovering from what the kill
+before it left:
+
+1. its checkpoint as a SIGKILL during the first offset-log write leaves it: the start removes
+   the unfinished write and begins afresh; fault point ``after-merge`` kills it in that batch;
+2. restarted with fault point ``after-commit``: the batch runs again and is killed once its
+   offsets are committed to the consumer group, before Spark commits it;
+3. restarted without one, on a backlog: SIGKILLed inside a batch that follows a finished one;
+4. restarted on a checkpoint whose metadata Spark cannot read: the query fails to start, is
+   tried again, and runs once the metadata is repaired; it then works off the backlog.
+
+Each step is a module fixture that records what it left, and each test checks the steps it
+names, so no test depends on another having run. The recovered worker then serves the
+exactly-once test.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import re
+import shutil
 import signal
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import httpx
 import pytest
-from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
-from shared.settings import Settings
-from tests.harness.broker import broker_offsets
+from shared.warehouse import relation_id
 from tests.harness.environment import offset_port
 from tests.harness.processes import LocalStack
 from tests.harness.sinks import SINKS
 from tests.harness.stream_worker import AssetWorker, asset
 from tests.harness.waiting import wait_for
 
-pytestmark = pytest.mark.integration
-
 PORT = offset_port(18105)
+FIRST_RECORDS = 100
+"""The records of the chain's first batch, the one killed at both fault points."""
+BACKLOG_POLLS = 20
+"""Polls of 200 records produced before the mid-batch kill: 4,000 records, two batches or more
+of ``COINSTREAM_STREAM_MAX_RECORDS_PER_BATCH`` (2,000), so the kill lands inside one."""
+TINY_PRICE = "0.000000000012345678"
 
-
-def end_offsets(worker: AssetWorker) -> dict[tuple[str, int], tuple[int, int | None]]:
-    """Per asset partition: log end offset and the worker's committed offset."""
-    settings = worker.settings
-    return asyncio.run(
-        broker_offsets(settings, settings.stream_consumer_group, [settings.topic_assets])
-    )
-
-
-def duplicates(worker: AssetWorker) -> list[dict[str, object]]:
-    return worker.query(
-        "SELECT id, source_timestamp, COUNT(*) AS n FROM `{d}.assets` "
-        "GROUP BY id, source_timestamp HAVING COUNT(*) > 1"
-    )
-
-
-def test_a_kill_during_the_first_offset_log_write_is_a_fresh_start(
-    local_stack: LocalStack,
-) -> None:
-    """What a SIGKILL while Spark writes ``offsets/0`` leaves: its query id, and a zero-byte
-    temporary file with its checksum where the first offset-log entry was to be renamed."""
-    worker = AssetWorker(local_stack, port=PORT)
-    checkpoint = Path(worker.settings.checkpoint_location)
-    (checkpoint / "offsets").mkdir(parents=True)
-    (checkpoint / "metadata").write_text(json.dumps({"id": str(uuid.uuid4())}) + "\n")
-    unfinished = f".0.{uuid.uuid4()}.tmp"
-    (checkpoint / "offsets" / unfinished).write_bytes(b"")
-    (checkpoint / "offsets" / f".{unfinished}.crc").write_bytes(b"")
-
-    worker.produce(worker.asset_messages([asset(number) for number in range(20)]))
-    worker.start()
-    try:
-        worker.wait_caught_up(120, [worker.settings.topic_assets])
-        assert worker.count("assets") == 20
-        assert not (checkpoint / "offsets" / unfinished).exists()
-        assert not (checkpoint / "offsets" / f".{unfinished}.crc").exists()
-        log = worker.process.log_text()
-        assert (
-            "removed the unfinished checkpoint writes a killed worker left (never state): "
-            f"file:{checkpoint}/offsets/{unfinished}"
-        ) in log
-        assert "STATE_STORE_CHECKPOINT_LOCATION_NOT_EMPTY" not in log
-    finally:
-        worker.process.stop()
-
-
-def test_a_query_that_cannot_start_is_retried_not_the_end_of_the_process(
-    local_stack: LocalStack,
-) -> None:
-    """A checkpoint whose metadata Spark cannot read makes ``start()`` raise, every time."""
-    worker = AssetWorker(local_stack, port=PORT)
-    checkpoint = Path(worker.settings.checkpoint_location)
-    checkpoint.mkdir(parents=True)
-    (checkpoint / "metadata").write_text("not json{")
-    worker.process.start()
-
-    def failed_but_alive() -> bool:
-        assert worker.process.is_running(), worker.process.log_tail(20)
-        return worker.health().get("state") == "FAILED"
-
-    try:
-        wait_for(
-            lambda: failed_but_alive() and "did not start" in worker.process.log_text(),
-            "the worker to report the failed start",
-            180,
-        )
-        assert worker.process.is_running()
-        assert "JsonParseException" in (worker.health().get("last_error") or "")
-        assert "Traceback" not in worker.process.log_text()
-        # Someone repairs the checkpoint; the next try, after the backoff, runs the query.
-        (checkpoint / "metadata").unlink()
-        wait_for(lambda: worker.health().get("state") == "RUNNING", "the query to start", 180)
-        worker.produce(worker.asset_messages([asset(number) for number in range(5)]))
-        worker.wait_caught_up(90, [worker.settings.topic_assets])
-        assert worker.count("assets") == 5
-    finally:
-        worker.process.stop()
-
-
-async def delete_records_before(settings: Settings, offsets: dict[tuple[str, int], int]) -> None:
-    """What retention does to the oldest segments: records before ``offsets`` are gone."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.delete_records(
-            {
-                TopicPartition(topic, partition): RecordsToDelete(offset)
-                for (topic, partition), offset in offsets.items()
-            }
-        )
-    finally:
-        await admin.close()
-
-
-def test_records_retention_deleted_before_they_were_read_are_counted_not_fatal(
-    local_stack: LocalStack,
-) -> None:
-    worker = AssetWorker(local_stack, port=PORT)
-    topic = worker.settings.topic_assets
-    worker.produce(worker.asset_messages([asset(number) for number in range(30)]))
-    worker.start()
-    try:
-        worker.wait_caught_up(120, [topic])
-        read = {key: end for key, (end, _) in end_offsets(worker).items()}
-        worker.process.stop()
-
-        # While the worker is down, 60 records arrive and retention deletes all but the
-        # newest of each partition before the worker is back.
-        worker.produce(worker.asset_messages([asset(number) for number in range(60)]))
-        ends = {key: end for key, (end, _) in end_offsets(worker).items()}
-        asyncio.run(delete_records_before(worker.settings, {k: e - 1 for k, e in ends.items()}))
-        lost = {key: ends[key] - 1 - read[key] for key in ends if ends[key] - 1 > read[key]}
-        assert sum(lost.values()) > 0
-
-        worker.produce(worker.asset_messages([asset(number) for number in range(10)]))
-        worker.start()
-        worker.wait_caught_up(120, [topic])
-
-        kept = sum(1 for key in ends if ends[key] > read[key])
-        assert worker.count("assets") == 30 + kept + 10
-        reasons = {
-            row["reason"]
-            for row in worker.query("SELECT reason FROM `{d}.quarantine` WHERE raw_value IS NULL")
-        }
-        assert reasons == {
-            f"offsets {read[key]}-{ends[key] - 2} of {topic}/{key[1]} lost to retention "
-            "before they were read"
-            for key in lost
-        }
-        metrics = httpx.get(f"http://127.0.0.1:{PORT}/metrics", timeout=5).text
-        counted = re.search(
-            rf'coinstream_stream_offsets_lost_total{{topic="{re.escape(topic)}"}} (\S+)', metrics
-        )
-        assert counted is not None and float(counted.group(1)) == sum(lost.values())
-        log = worker.process.log_text()
-        assert log.count("lost to retention before they were read") == len(lost)
-        assert duplicates(worker) == []
-    finally:
-        worker.process.stop()
+Offsets = dict[tuple[str, int], tuple[int, int | None]]
 
 
 def uncommitted_batches(checkpoint: Path) -> set[str]:
     """Batches Spark planned (``offsets/N``) but did not commit (no ``commits/N``)."""
     planned = {path.name for path in (checkpoint / "offsets").iterdir() if path.name.isdigit()}
-    committed = {path.name for path in (checkpoint / "commits").iterdir() if path.name.isdigit()}
+    commits = checkpoint / "commits"
+    committed = {path.name for path in commits.iterdir() if path.name.isdigit()}
     return planned - committed
 
 
-@pytest.mark.parametrize("sink", SINKS)
-@pytest.mark.parametrize("point", ["after-merge", "after-commit"])
-def test_a_kill_at_a_fault_point_leaves_each_record_once(
-    local_stack: LocalStack, point: str, sink: str
-) -> None:
-    worker = AssetWorker(
-        local_stack,
-        {"COINSTREAM_WORKER_FAULT_POINT": point, "COINSTREAM_STREAM_SINK": sink},
-        port=PORT,
-    )
-    topic = worker.settings.topic_assets
-    worker.produce(worker.asset_messages([asset(number) for number in range(100)]))
-    worker.process.start()
+def log_size(worker: AssetWorker) -> int:
+    """Where the next start's lines will begin in the worker's log (every start appends)."""
+    path = worker.process.log_path
+    return path.stat().st_size if path.exists() else 0
+
+
+def log_since(worker: AssetWorker, mark: int) -> str:
+    """The worker's log from ``mark`` on: the lines of the processes started since."""
+    return worker.process.log_path.read_bytes()[mark:].decode(errors="replace")
+
+
+@dataclass
+class Left:
+    """What the worker left in the warehouse, its checkpoint and its consumer group."""
+
+    rows: int
+    uncommitted: set[str]
+    offsets: Offsets
+    duplicates: list[dict[str, Any]]
+
+    @classmethod
+    def by(cls, worker: AssetWorker) -> Left:
+        return cls(
+            worker.count("assets"),
+            uncommitted_batches(Path(worker.settings.checkpoint_location)),
+            worker.asset_offsets(),
+            worker.duplicate_assets(),
+        )
+
+
+@dataclass
+class Killed:
+    """How one process of the chain ended, its own log lines, and what it left."""
+
+    exit_status: int
+    log: str
+    left: Left
+
+
+@dataclass
+class FailedStart:
+    """The worker while its query could not start: its health, and its log so far."""
+
+    health: dict[str, Any]
+    alive: bool
+    pid: int
+    log: str
+
+
+@dataclass
+class Recovery:
+    """The last start of the chain: its failed query start, then what it left once it had
+    worked off the backlog."""
+
+    failed_start: FailedStart
+    left: Left
+    pid: int
+    """The process id of the worker that worked off the backlog."""
+    left_again: Left
+    """Read once more after ``left``: nothing was written past the log end."""
+    log: str
+    """Every process's lines, of the whole chain."""
+
+
+def half_written_first_offset_log(checkpoint: Path) -> Path:
+    """What a SIGKILL while Spark writes ``offsets/0`` leaves: its query id, and a zero-byte
+    temporary file with its checksum where the first offset-log entry was to be renamed."""
+    (checkpoint / "offsets").mkdir(parents=True)
+    (checkpoint / "metadata").write_text(json.dumps({"id": str(uuid.uuid4())}) + "\n")
+    unfinished = checkpoint / "offsets" / f".0.{uuid.uuid4()}.tmp"
+    unfinished.write_bytes(b"")
+    (checkpoint / "offsets" / f".{unfinished.name}.crc").write_bytes(b"")
+    return unfinished
+
+
+def killed_at_fault_point(worker: AssetWorker, point: str) -> Killed:
+    """Start the worker with fault point ``point`` and let it kill itself there."""
+    worker.process.environment["COINSTREAM_WORKER_FAULT_POINT"] = point
+    mark = log_size(worker)
+    worker.launch()
     assert worker.process.process is not None
-    assert worker.process.process.wait(timeout=240) == -signal.SIGKILL
-    assert f"fault point {point} reached" in worker.process.log_text()
+    status = worker.process.process.wait(timeout=240)
+    return Killed(status, log_since(worker, mark), Left.by(worker))
 
-    # Killed exactly where asked: the rows are in the warehouse, Spark has not committed
-    # the batch, and the consumer group has its offsets only after the commit.
-    assert worker.count("assets") == 100
-    assert len(uncommitted_batches(Path(worker.settings.checkpoint_location))) == 1
-    offsets = end_offsets(worker)
-    if point == "after-merge":
-        assert all(committed is None for _, committed in offsets.values())
-    else:
-        assert all(committed == end for end, committed in offsets.values())
 
+def killed_mid_batch(worker: AssetWorker) -> int:
+    """Start the worker without a fault point and SIGKILL it inside a batch that follows a
+    finished one (the rerun of the killed batch), so loads and MERGEs are in play."""
     del worker.process.environment["COINSTREAM_WORKER_FAULT_POINT"]
     worker.start()
-    try:
-        worker.produce(worker.asset_messages([asset(number) for number in range(10)]))
-        wait_for(
-            lambda: worker.caught_up([topic]) and worker.health().get("batches", 0) >= 1,
-            "the worker to run the batch again and read on",
-            120,
-        )
-        wait_for(lambda: worker.count("assets") == 110, "the 10 new records", 60)
-        assert duplicates(worker) == []
-        wait_for(
-            lambda: uncommitted_batches(Path(worker.settings.checkpoint_location)) == set(),
-            "Spark to commit every batch it planned",
-            60,
-        )
-        # Nothing past the log end either: every end offset is committed, and no more rows.
-        assert all(committed == end for end, committed in end_offsets(worker).values())
-        assert worker.count("assets") == 110
-    finally:
+    wait_for(lambda: worker.health().get("batches", 0) >= 1, "a batch to finish", 90)
+    wait_for(lambda: worker.health().get("batch_in_progress") is not None, "a batch to run", 60)
+    assert not worker.caught_up([worker.settings.topic_assets]), "the backlog was done already"
+    return worker.process.stop(signal.SIGKILL)
+
+
+def failed_start_then_repaired(worker: AssetWorker) -> FailedStart:
+    """Start the worker on a checkpoint whose metadata Spark cannot read (``start()`` raises,
+    every time), then repair it: the next try, after the backoff, runs the query."""
+    checkpoint = Path(worker.settings.checkpoint_location)
+    intact = checkpoint.with_name(f"{checkpoint.name}-intact")
+    intact.mkdir()
+    # Its checksum aside too, or Hadoop would refuse the file before Spark parses it.
+    for name in ("metadata", ".metadata.crc"):
+        if (checkpoint / name).exists():
+            shutil.move(checkpoint / name, intact / name)
+    (checkpoint / "metadata").write_text("not json{")
+    mark = log_size(worker)
+    worker.launch()
+
+    def failed_but_alive() -> bool:
+        assert worker.process.is_running(), worker.process.log_tail(20)
+        return worker.health().get("state") == "FAILED"
+
+    wait_for(
+        lambda: failed_but_alive() and "did not start" in log_since(worker, mark),
+        "the worker to report the failed start",
+        180,
+    )
+    assert worker.process.process is not None
+    failed = FailedStart(
+        worker.health(),
+        worker.process.is_running(),
+        worker.process.process.pid,
+        log_since(worker, mark),
+    )
+    for saved in intact.iterdir():
+        shutil.move(saved, checkpoint / saved.name)
+    intact.rmdir()
+    wait_for(lambda: worker.health().get("state") == "RUNNING", "the query to start", 180)
+    return failed
+
+
+# Each step of the chain is a fixture of the module's worker, set up by the first test that asks
+# for it: a test of an early step runs no later one, and no test's setup holds more than one
+# worker start unless it runs alone.
+
+
+@pytest.fixture(scope="module", params=SINKS)
+def chain_worker(request: pytest.FixtureRequest, local_stack: LocalStack) -> Iterator[AssetWorker]:
+    """The worker every step starts again, with one sink; left running after the last step."""
+    worker = AssetWorker(local_stack, {"COINSTREAM_STREAM_SINK": request.param}, port=PORT)
+    yield worker
+    if worker.process.process is not None:
         worker.process.stop()
+    worker.drop_dataset()
+
+
+@pytest.fixture(scope="module")
+def half_written(chain_worker: AssetWorker) -> Path:
+    """The checkpoint a kill during the first offset-log write left; the unfinished write."""
+    return half_written_first_offset_log(Path(chain_worker.settings.checkpoint_location))
+
+
+@pytest.fixture(scope="module")
+def after_merge(chain_worker: AssetWorker, half_written: Path) -> Killed:
+    worker = chain_worker
+    worker.produce(worker.asset_messages([asset(number) for number in range(FIRST_RECORDS)]))
+    return killed_at_fault_point(worker, "after-merge")
+
+
+@pytest.fixture(scope="module")
+def after_commit(chain_worker: AssetWorker, after_merge: Killed) -> Killed:
+    return killed_at_fault_point(chain_worker, "after-commit")
+
+
+@pytest.fixture(scope="module")
+def mid_batch(chain_worker: AssetWorker, after_commit: Killed) -> int:
+    """The exit status of the worker SIGKILLed inside a batch of the backlog."""
+    worker = chain_worker
+    polls = [worker.asset_messages([asset(n) for n in range(200)]) for _ in range(BACKLOG_POLLS)]
+    worker.produce([message for poll in polls for message in poll])
+    return killed_mid_batch(worker)
+
+
+@pytest.fixture(scope="module")
+def recovered(chain_worker: AssetWorker, mid_batch: int) -> Recovery:
+    worker = chain_worker
+    failed_start = failed_start_then_repaired(worker)
+    worker.wait_caught_up(300, [worker.settings.topic_assets])
+    checkpoint = Path(worker.settings.checkpoint_location)
+    wait_for(
+        lambda: uncommitted_batches(checkpoint) == set(),
+        "Spark to commit every batch it planned",
+        60,
+    )
+    left = Left.by(worker)
+    assert worker.process.process is not None
+    return Recovery(
+        failed_start, left, worker.process.process.pid, Left.by(worker), worker.process.log_text()
+    )
+
+
+def test_a_kill_during_the_first_offset_log_write_is_a_fresh_start(
+    half_written: Path, after_merge: Killed
+) -> None:
+    unfinished = half_written
+    assert not unfinished.exists()
+    assert not unfinished.with_name(f".{unfinished.name}.crc").exists()
+    assert (
+        "removed the unfinished checkpoint writes a killed worker left (never state): "
+        f"file:{unfinished}"
+    ) in after_merge.log
+    assert "STATE_STORE_CHECKPOINT_LOCATION_NOT_EMPTY" not in after_merge.log
+    # Afresh: its first batch read every record from the earliest offset.
+    assert after_merge.left.rows == FIRST_RECORDS
+
+
+def test_a_kill_after_the_write_leaves_the_rows_in_and_no_offsets_committed(
+    after_merge: Killed,
+) -> None:
+    """Killed exactly where asked: the rows are in the warehouse, Spark has not committed the
+    batch, and the consumer group has no offsets yet."""
+    killed = after_merge
+    assert killed.exit_status == -signal.SIGKILL
+    assert "fault point after-merge reached" in killed.log
+    assert killed.left.rows == FIRST_RECORDS
+    assert len(killed.left.uncommitted) == 1
+    assert killed.left.offsets and all(c is None for _, c in killed.left.offsets.values())
+
+
+def test_a_kill_after_the_offset_commit_leaves_the_batch_for_spark_to_run_again(
+    after_merge: Killed, after_commit: Killed
+) -> None:
+    """The batch killed after its write ran again (adding nothing) and was killed once its
+    offsets were committed to the group: Spark has still not committed it."""
+    killed = after_commit
+    assert killed.exit_status == -signal.SIGKILL
+    assert "fault point after-commit reached" in killed.log
+    assert killed.left.rows == FIRST_RECORDS and killed.left.duplicates == []
+    assert killed.left.uncommitted == after_merge.left.uncommitted
+    assert all(committed == end for end, committed in killed.left.offsets.values())
+
+
+def test_a_query_that_cannot_start_is_retried_not_the_end_of_the_process(
+    recovered: Recovery,
+) -> None:
+    failed = recovered.failed_start
+    assert failed.alive and failed.health["state"] == "FAILED"
+    assert "JsonParseException" in (failed.health.get("last_error") or "")
+    assert "Traceback" not in failed.log
+    # Once repaired, the same process ran the query and worked off the backlog.
+    assert recovered.pid == failed.pid
+    assert recovered.left.rows == FIRST_RECORDS + BACKLOG_POLLS * 200
+
+
+def test_after_every_kill_each_record_is_in_the_warehouse_once(
+    mid_batch: int, recovered: Recovery
+) -> None:
+    """The mid-batch SIGKILL and the failed start behind it, the restarts caught up: every
+    record once, every planned batch committed, every end offset committed."""
+    assert mid_batch == -signal.SIGKILL
+    left = recovered.left
+    assert left.rows == FIRST_RECORDS + BACKLOG_POLLS * 200
+    assert left.duplicates == []
+    assert left.uncommitted == set()
+    assert all(committed == end for end, committed in left.offsets.values())
+    # Nothing past the log end either: no more rows when read again.
+    assert recovered.left_again.rows == left.rows
+    # Each restart took the lock the killed holder's end freed, at once: no refusal.
+    assert recovered.log.count("holding the lease on the checkpoint") == 4
+    assert "coinstream:" not in recovered.log
+
+
+def test_records_become_typed_renamed_rows_exactly_once(
+    chain_worker: AssetWorker, recovered: Recovery
+) -> None:
+    """On the recovered worker, with each sink: asset records become typed, renamed rows."""
+    worker = chain_worker
+    rows_before, latest_before = worker.count("assets"), worker.count("assets_latest")
+    records = [asset(number) for number in range(1000, 1050)]
+    records[0] = asset(1000, price=TINY_PRICE)
+    messages = worker.asset_messages(records)
+    worker.produce(messages)
+    wait_for(lambda: worker.count("assets") >= rows_before + 50, "50 asset rows", 90)
+
+    # The same poll published again (an ingestor retry, a replay) adds nothing: the MERGE sink
+    # stores it once; the append sink stores the copy and every view reads one row per record.
+    worker.produce(messages)
+    worker.wait_caught_up(60, [worker.settings.topic_assets])
+    if worker.settings.stream_sink == "merge":
+        assert worker.count("assets") == rows_before + 50
+    else:
+        assert worker.count("assets") == rows_before + 100
+    assert worker.count("assets_latest") == latest_before + 50
+
+    row = worker.query("SELECT * FROM `{d}.assets` WHERE id = 'coin-1000'")[0]
+    assert row["price_usd"] == pytest.approx(1.2345678e-11, rel=1e-15)
+    assert row["market_cap_usd"] == pytest.approx(1904557171625.0952, rel=1e-15)
+    assert row["rank"] == 1001
+    assert row["max_supply"] is None and row["supply_ratio"] is None
+    assert row["source_timestamp"] is not None and row["processing_timestamp"] is not None
+    odd = worker.query("SELECT supply_ratio FROM `{d}.assets` WHERE id = 'coin-1001'")[0]
+    assert odd["supply_ratio"] == pytest.approx(0.5)
+    table = worker.client.get_table(relation_id(worker.settings, "assets"))
+    assert table.time_partitioning.field == "processing_timestamp"
+    assert table.clustering_fields == ["id"]

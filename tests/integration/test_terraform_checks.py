@@ -20,8 +20,6 @@ from shared.settings import PROJECT_ROOT, Settings
 from shared.warehouse import view_definitions
 from tests.harness.terraform import locals_
 
-pytestmark = pytest.mark.integration
-
 TERRAFORM_DIR = PROJECT_ROOT / "terraform"
 CHECKOV = PROJECT_ROOT / ".cache" / "checkov" / "bin" / "checkov"
 

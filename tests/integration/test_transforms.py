@@ -16,8 +16,6 @@ from shared.schemas import ASSETS, EXCHANGES, QUARANTINE
 from tests.harness.records import BITCOIN, KRAKEN, message
 from tests.harness.worker_batch import WorkerBatch, run_batch
 
-pytestmark = pytest.mark.integration
-
 SOURCE_MS = int(time.time() * 1000)
 """Now: a snapshot's time must lie within COINSTREAM_SNAPSHOT_TIME_WINDOW_HOURS of the batch."""
 TINY = {**BITCOIN, "id": "tinycoin", "priceUsd": "0.000000000012345678", "maxSupply": None}

@@ -23,8 +23,6 @@ from shared.warehouse import (
     table_id,
 )
 
-pytestmark = pytest.mark.integration
-
 TINY_PRICE = "0.000000000012345678"
 HUGE_MARKET_CAP = "1904557171625.0952172577833640"
 

@@ -12,8 +12,6 @@ from services.coincap_simulator.app import create_app
 from services.coincap_simulator.faults import ABSURD_VALUES
 from shared.coincap.models import RecordKind, validation_error
 
-pytestmark = pytest.mark.unit
-
 
 async def served_with_absurd_values(endpoint: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """One page of ``endpoint`` taken by an ``absurd_values`` knob, and the served log."""

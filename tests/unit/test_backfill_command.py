@@ -12,8 +12,6 @@ from coinstream.commands.backfill import backfill, describe_plan
 from services.backfill.plan import build_plan
 from shared.settings import Settings
 
-pytestmark = pytest.mark.unit
-
 DAY = 86_400_000
 T0 = 1_790_000_000_000 // DAY * DAY
 

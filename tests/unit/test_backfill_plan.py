@@ -17,8 +17,6 @@ from shared.coincap.history import INTERVAL_MS, point_times
 from shared.envelope import fits_in_kafka
 from shared.settings import Settings
 
-pytestmark = pytest.mark.unit
-
 HOUR = INTERVAL_MS["h1"]
 DAY = INTERVAL_MS["d1"]
 T0 = 1_790_000_000_000 // DAY * DAY  # a midnight

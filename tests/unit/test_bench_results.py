@@ -10,8 +10,6 @@ from bench.limits.kafka_tools import KAFKA_TOOLS_POM, parse_producer_performance
 from bench.process_memory import peak_rss_mib, process_tree, rss_mib
 from bench.results import KAFKA_BROKER_POM, Figure, figures_table, pom_property, replace_section
 
-pytestmark = pytest.mark.unit
-
 PRODUCER_PERFORMANCE_OUTPUT = """\
 72901 records sent, 14571.2 records/sec (7.94 MB/sec), 1529.4 ms avg latency, 2436.0 ms max latency.
 100000 records sent, 14449.1 records/sec (7.87 MB/sec), 1873.43 ms avg latency, 2804.00 ms max \

@@ -18,8 +18,6 @@ from bench.worker_freshness import percentile
 from bench.worker_process import WorkerMemory, parse_batch_lines, steady_batch_seconds
 from bench.worker_report import Measurements, report
 
-pytestmark = pytest.mark.unit
-
 
 def log_line(time: str, message: str) -> str:
     return json.dumps({"time": time, "level": "INFO", "logger": "w", "message": message})

@@ -22,8 +22,6 @@ from services.stream_worker.checkpoint_lease import (
 )
 from tests.harness.processes import settings_from
 
-pytestmark = pytest.mark.unit
-
 SINCE = datetime(2026, 12, 7, 3, 4, 5, tzinfo=UTC)
 
 

@@ -14,8 +14,6 @@ from services.stream_worker.data_loss import LostRange, lost_ranges, with_lost_r
 from services.stream_worker.offsets import next_offsets
 from services.stream_worker.worker import first_line
 
-pytestmark = pytest.mark.unit
-
 TOPIC = "coincap.assets.v1"
 
 

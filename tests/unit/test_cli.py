@@ -17,8 +17,6 @@ from coinstream.control_client import control_url, read_token, token_file
 from deploy.local.control_access import control_token_path
 from shared.settings import Settings
 
-pytestmark = pytest.mark.unit
-
 runner = CliRunner()
 
 

@@ -25,8 +25,6 @@ from tests.harness.coincap_client import (
     simulator,
 )
 
-pytestmark = pytest.mark.unit
-
 
 async def test_malformed_json_raises_malformed_response_without_retrying() -> None:
     app = simulator()

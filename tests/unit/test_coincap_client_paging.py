@@ -28,8 +28,6 @@ from tests.harness.coincap_client import (
     simulator,
 )
 
-pytestmark = pytest.mark.unit
-
 
 async def test_fetch_all_pages_across_boundaries_without_duplicates() -> None:
     observer = ResponseRecorder()

@@ -22,8 +22,6 @@ from tests.harness.coincap_client import (
     simulator,
 )
 
-pytestmark = pytest.mark.unit
-
 
 async def test_rate_limit_is_retried_after_retry_after_seconds() -> None:
     app = simulator()

@@ -10,8 +10,6 @@ import pytest
 from shared.coincap.models import AssetRecord, ExchangeRecord, validation_error
 from shared.schemas import MAX_RECORD_NESTING_DEPTH, TIMESTAMP_MAX_MS, TIMESTAMP_MIN_MS
 
-pytestmark = pytest.mark.unit
-
 # CoinCap v3's documented examples, verbatim.
 BITCOIN: dict[str, Any] = {
     "id": "bitcoin",

@@ -15,8 +15,6 @@ from services.coincap_simulator import create_app, load_universe
 from services.coincap_simulator.faults import MAX_QUEUED_FAULTS
 from shared.coincap.models import validation_error
 
-pytestmark = pytest.mark.unit
-
 START = 1_700_000_000.0
 TICK_SECONDS = 10.0
 

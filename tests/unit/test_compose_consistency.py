@@ -21,8 +21,6 @@ from deploy.local.supervisor import local_processes
 from services.stream_worker.worker import GRACEFUL_STOP_SECONDS
 from shared.settings import PROJECT_ROOT, Settings
 
-pytestmark = pytest.mark.unit
-
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "compose.yaml").read_text())
 LIVE = yaml.safe_load((PROJECT_ROOT / "compose.live.yaml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]

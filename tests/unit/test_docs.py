@@ -15,8 +15,6 @@ import pytest
 
 from shared.settings import PROJECT_ROOT, Settings
 
-pytestmark = pytest.mark.unit
-
 DOCS = PROJECT_ROOT / "docs"
 README = PROJECT_ROOT / "README.md"
 PAGES = sorted(DOCS.glob("*.md"))

@@ -29,8 +29,6 @@ from shared.envelope import (
 from shared.kafka import create_producer
 from shared.settings import Settings
 
-pytestmark = pytest.mark.unit
-
 CONTEXT = PollContext("poll-1", "assets", "coincap-simulator", 1_800_000_000_000, 1_800_000_000_050)
 BITCOIN = {"id": "bitcoin", "rank": "1", "name": "Bitcoin", "priceUsd": "96243.89"}
 

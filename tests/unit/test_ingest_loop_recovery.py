@@ -32,8 +32,6 @@ from shared.coincap.client import CoinCapClient
 from shared.envelope import fits_in_kafka
 from shared.settings import Settings
 
-pytestmark = pytest.mark.unit
-
 BASE_URL = "http://coincap.invalid/v3"
 
 

@@ -6,13 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
-
 from services.ingestor.buffer import DeliveryBuffer, Dropped, PendingPoll
 from services.ingestor.session import settle
 from shared.envelope import OutgoingMessage
-
-pytestmark = pytest.mark.unit
 
 TOPIC = "coincap.assets.v1"
 

@@ -30,8 +30,6 @@ from services.ingestor.spool import (
 from shared.envelope import OutgoingMessage
 from shared.settings import PROJECT_ROOT, Settings
 
-pytestmark = pytest.mark.unit
-
 TOPIC = "coincap.assets.v1"
 KEYS = ["bitcoin", "ethereum", "tether"]
 

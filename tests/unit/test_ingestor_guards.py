@@ -16,8 +16,6 @@ from shared.coincap.client import CoinCapClient
 from shared.control_state import DesiredState
 from shared.settings import Settings, describe_settings_error
 
-pytestmark = pytest.mark.unit
-
 API_KEY = "ck-live-0123456789abcdef"
 TOKEN = "control-token-0123456789"
 

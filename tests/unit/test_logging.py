@@ -10,8 +10,6 @@ import pytest
 
 from shared.logging import LIBRARY_LOG_LEVELS, configure_logging
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture
 def restore_logging() -> Iterator[None]:

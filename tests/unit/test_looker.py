@@ -16,8 +16,6 @@ from services.dashboard.looker import (
 from shared.settings import Settings
 from shared.warehouse import view_definitions
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture(autouse=True)
 def no_developer_settings(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,10 +8,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
-pytestmark = pytest.mark.unit
-
 PROJECT = Path(__file__).resolve().parents[2]
 
 

@@ -14,8 +14,6 @@ from services.coincap_simulator.faults import PAGE_POISON_NESTING_DEPTH, POISON_
 from shared.coincap.history import point_time_error
 from shared.coincap.models import RecordKind, validation_error
 
-pytestmark = pytest.mark.unit
-
 
 async def served_with(knob: dict[str, Any], path: str) -> tuple[httpx.Response, dict[str, Any]]:
     """One answer to ``path`` taken by ``knob``, and the served log."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from deploy.local.run_policy import (
     MAX_RESTART_DELAY_SECONDS,
     STEADY_RUN_SECONDS,
@@ -13,8 +11,6 @@ from deploy.local.run_policy import (
 )
 from deploy.local.supervisor import local_processes
 from shared.settings import Settings
-
-pytestmark = pytest.mark.unit
 
 
 def test_restart_delays_double_up_to_the_cap_and_reset_after_a_steady_run() -> None:

@@ -20,8 +20,6 @@ from services.stream_worker.startup import checkpoint_bound_to_this_machine
 from shared.kafka import PartitionReplicas, kafka_client_config, pipeline_topics
 from shared.settings import Settings, describe_settings_error
 
-pytestmark = pytest.mark.unit
-
 THREE_NODES = "127.0.0.1:9092,127.0.0.1:9192,127.0.0.1:9292"
 
 

@@ -19,8 +19,6 @@ from shared.warehouse.view_files import (
     view_names,
 )
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize("schema", TABLES, ids=lambda schema: schema.table)
 def test_terraform_schema_files_match_the_definition(schema: object) -> None:

@@ -23,8 +23,6 @@ from shared.settings import (
 from shared.settings import docs as settings_docs
 from shared.settings.docs import GROUPS, SETTINGS_PAGE, own_fields, settings_page
 
-pytestmark = pytest.mark.unit
-
 SERVICES: dict[str, type[BaseSettings]] = {
     "ingestor": IngestorSettings,
     "worker": WorkerSettings,

@@ -14,8 +14,6 @@ from services.coincap_simulator.faults import Fault
 from shared.coincap import CoinCapClient, QuotaExhausted
 from shared.coincap.history import INTERVAL_MS
 
-pytestmark = pytest.mark.unit
-
 START = 1_800_000_000.0
 HOUR_MS = INTERVAL_MS["h1"]
 

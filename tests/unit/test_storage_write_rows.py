@@ -22,8 +22,6 @@ from services.stream_worker.batch_marker import (
 from services.stream_worker.sinks.storage_write import append_requests, arrow_schema, marked_rows
 from shared.schemas import ASSETS, QUARANTINE
 
-pytestmark = pytest.mark.unit
-
 OFFSET_LOG_ENTRY = (
     "v1\n"
     '{"batchWatermarkMs":0,"batchTimestampMs":1795000000123,'

@@ -18,8 +18,6 @@ from shared.settings import Settings
 from shared.warehouse.view_files import TERRAFORM_VIEW_DIR, view_names
 from tests.harness.terraform import TERRAFORM_FILES, blocks, locals_, resources, variables
 
-pytestmark = pytest.mark.unit
-
 PRIMITIVE_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
 PROJECT_WIDE_ALLOWED_ROLES = {"roles/bigquery.jobUser"}
 """Roles that exist only at project level and give no access to data."""

@@ -12,11 +12,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 from shared.settings import PROJECT_ROOT
-
-pytestmark = pytest.mark.unit
 
 HARNESS = "tests.harness"
 SHIPPED = ("deploy", "services", "shared", "coinstream")

@@ -20,8 +20,6 @@ from shared.warehouse.compatibility import (
     table_differences,
 )
 
-pytestmark = pytest.mark.unit
-
 SETTINGS = Settings(_env_file=None, gcp_project="my-project")
 
 

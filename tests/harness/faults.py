@@ -1,4 +1,5 @@
-"""The faults the suite does to a running pipeline, each repeatable and counted."""
+"""The faults the fault suite does to a running pipeline, each repeatable and counted, and the
+pipeline it does them to."""
 
 from __future__ import annotations
 
@@ -11,8 +12,19 @@ from typing import Any
 import httpx
 
 from services.coincap_simulator.faults import ABSURD_VALUES, POISON_VALUES
-from tests.chaos.pipeline import ChaosPipeline
+from tests.harness.pipeline import EVERY_SERVICE, Pipeline
 from tests.harness.waiting import wait_for
+
+FAULT_SUITE_BASE_PORT = 18410
+
+
+def fault_suite_pipeline(name: str) -> Pipeline:
+    """The pipeline the fault suite kills pieces of: a simulator of its own (demanding a
+    real-looking API key), both ingestors, the stream worker, control (with a token) and the
+    dashboard, on the session's broker and emulator; not started yet."""
+    services = [service for service in EVERY_SERVICE if service != "prometheus"]
+    return Pipeline(name, FAULT_SUITE_BASE_PORT, services=services)
+
 
 STORM: list[dict[str, Any]] = [
     {"mode": "rate_limit", "count": 3, "retry_after": 0.5},
@@ -46,7 +58,7 @@ STORM_OVERSIZED_BODIES = 1
 
 
 def kill_worker_at_random_points(
-    pipeline: ChaosPipeline, kills: int, rng: random.Random, wait_running: bool = True
+    pipeline: Pipeline, kills: int, rng: random.Random, wait_running: bool = True
 ) -> None:
     """SIGKILL the worker and start it again, ``kills`` times; then (with ``wait_running``)
     wait until it runs.
@@ -72,7 +84,7 @@ def kill_worker_at_random_points(
         pipeline.wait_worker_running()
 
 
-def kill_worker_at_fault_point(pipeline: ChaosPipeline, point: str) -> None:
+def kill_worker_at_fault_point(pipeline: Pipeline, point: str) -> None:
     """Restart the worker with ``COINSTREAM_WORKER_FAULT_POINT=point``; it kills itself there
     in its first batch with rows. Then start it again without the fault."""
     pipeline.kill_worker()
@@ -85,7 +97,7 @@ def kill_worker_at_fault_point(pipeline: ChaosPipeline, point: str) -> None:
     pipeline.restart_worker()
 
 
-def fault_storm(pipeline: ChaosPipeline) -> int:
+def fault_storm(pipeline: Pipeline) -> int:
     """Queue one storm, wait until the ingestors have taken every knob; return knobs taken."""
     for knob in STORM:
         pipeline.set_fault(**knob)
@@ -107,7 +119,7 @@ class CommandStorm:
 
 
 async def concurrent_commands(
-    pipeline: ChaosPipeline, component: str, count: int, rng: random.Random
+    pipeline: Pipeline, component: str, count: int, rng: random.Random
 ) -> CommandStorm:
     """``count`` pause/resume commands at once, each signed ``chaos-<n>``, while a reader
     keeps asking for the component's state."""

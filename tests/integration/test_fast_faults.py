@@ -1,38 +1,46 @@
-"""The fault suite's fast cases, which ``make test`` runs too: a few worker kills, one CoinCap
-fault storm, 100 concurrent control commands, and no secret anywhere the stack writes or answers.
+"""The fault suite's fast cases, which ``make test`` runs (``make chaos`` too): a few worker
+kills, one CoinCap fault storm, 100 concurrent control commands, and no secret anywhere the stack
+writes or answers, even after the kills and the storm.
 
-The cases share one pipeline, in order; each ends by holding the warehouse against every record
-the simulator served so far.
+The cases share one pipeline of their own (the fault suite's, ``tests.harness.faults``), in the
+order written; each reckoning holds the warehouse against every record the simulator served so
+far, so a case finds the pipeline as the one before it left it or fresh, and checks the same.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Iterator
 
-import httpx
 import pytest
 
-from tests.chaos.faults import (
+from tests.harness.faults import (
     STORM_ABSURD_RECORDS,
     STORM_OVERSIZED_BODIES,
     STORM_POISON_RECORDS,
     STORM_RECORDS_WITHOUT_ID,
     concurrent_commands,
     fault_storm,
+    fault_suite_pipeline,
     kill_worker_at_random_points,
 )
-from tests.chaos.pipeline import PORTS, ChaosPipeline
-from tests.chaos.reckoning import reckon, report
+from tests.harness.pipeline import INGESTORS, Pipeline
+from tests.harness.processes import LocalStack
+from tests.harness.reckoning import reckon, report
 from tests.harness.waiting import wait_for
-
-pytestmark = pytest.mark.integration
 
 WORKER_KILLS = 2
 
 
+@pytest.fixture(scope="module")
+def pipeline(local_stack: LocalStack) -> Iterator[Pipeline]:
+    with fault_suite_pipeline("fast-faults") as running:
+        yield running
+
+
 def test_the_worker_killed_at_random_points_loses_and_duplicates_nothing(
-    pipeline: ChaosPipeline,
+    pipeline: Pipeline,
 ) -> None:
     rng = random.Random(11)
     pipeline.wait_polling(5)
@@ -46,7 +54,7 @@ def test_the_worker_killed_at_random_points_loses_and_duplicates_nothing(
     reckoning.assert_exactly_once()
 
 
-def test_a_coincap_fault_storm_loses_nothing_it_does_not_count(pipeline: ChaosPipeline) -> None:
+def test_a_coincap_fault_storm_loses_nothing_it_does_not_count(pipeline: Pipeline) -> None:
     pipeline.resume_ingestors()
     knobs = fault_storm(pipeline)
     pipeline.wait_polling(3)
@@ -60,7 +68,7 @@ def test_a_coincap_fault_storm_loses_nothing_it_does_not_count(pipeline: ChaosPi
     reckoning.assert_exactly_once()
 
 
-def test_concurrent_commands_end_in_the_last_acknowledged_state(pipeline: ChaosPipeline) -> None:
+def test_concurrent_commands_end_in_the_last_acknowledged_state(pipeline: Pipeline) -> None:
     storm = asyncio.run(concurrent_commands(pipeline, "asset-ingestor", 100, random.Random(5)))
     assert storm.acknowledged, f"no command acknowledged: {storm.refused}"
     assert set(storm.refused) <= {409}, storm.refused
@@ -94,31 +102,19 @@ def test_concurrent_commands_end_in_the_last_acknowledged_state(pipeline: ChaosP
     assert contradictions == []
 
 
-def test_no_secret_in_any_log_metric_health_or_error(pipeline: ChaosPipeline) -> None:
+def test_no_secret_in_any_log_metric_health_or_error(pipeline: Pipeline) -> None:
     """The API key and the control token, both in use, appear nowhere the stack writes."""
     # Error paths too: a refused command, a wrong token, CoinCap errors in the ingestors' health.
     pipeline.set_fault(mode="server_error", count=12, status=502)
     pipeline.resume_ingestors()
     wait_for(
-        lambda: any(
-            "502" in str(pipeline.health(name).get("last_error"))
-            for name in ("asset-ingestor", "exchange-ingestor")
-        ),
+        lambda: any("502" in str(pipeline.health(name).get("last_error")) for name in INGESTORS),
         "an ingestor to report CoinCap's 502",
         120,
     )
     wrong = pipeline.api.command("asset-ingestor", "pause", token="x" * 32)
     assert wrong.status_code in (401, 403), wrong.text
-    outputs = {f"{name} log": text for name, text in pipeline.logs().items()}
-    outputs["refused command"] = wrong.text
-    for name, port in PORTS.items():
-        for path in ("/healthz", "/metrics", "/readyz", "/components", "/api/status"):
-            response = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=30)
-            outputs[f"{name} {path}"] = response.text
-    leaks = [
-        where
-        for where, text in outputs.items()
-        if pipeline.api_key in text or pipeline.token in text
-    ]
+    outputs = {**pipeline.outputs(), "refused command": wrong.text}
+    leaks = pipeline.secret_leaks(outputs)
     report("fast: secrets in outputs", places_checked=len(outputs), leaks=len(leaks))
     assert leaks == []

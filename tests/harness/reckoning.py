@@ -22,9 +22,9 @@ from typing import Any
 
 import httpx
 
-from tests.chaos.pipeline import ChaosPipeline
 from tests.harness.broker import read_topic
 from tests.harness.environment import TEST_STATE_DIR
+from tests.harness.pipeline import Pipeline
 
 REPORT = TEST_STATE_DIR / "chaos-report.jsonl"
 TABLES = {"assets": ("assets", "id"), "exchanges": ("exchanges", "exchange_id")}
@@ -73,7 +73,7 @@ def served_pages(simulator_url: str) -> list[dict[str, Any]]:
     return pages
 
 
-def reckon(pipeline: ChaosPipeline) -> Reckoning:
+def reckon(pipeline: Pipeline) -> Reckoning:
     """Hold the warehouse against the served log; call after ``pipeline.settle()``."""
     owed: set[tuple[str, str, int]] = set()
     late: set[tuple[str, str, int]] = set()

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from services.coincap_simulator.app import create_app
-
-pytestmark = pytest.mark.unit
 
 
 async def test_the_served_log_lists_each_page_with_its_ids_and_timestamp() -> None:
