@@ -41,9 +41,10 @@ from tests.harness.waiting import wait_for
 PORT = offset_port(18105)
 FIRST_RECORDS = 100
 """The records of the chain's first batch, the one killed at both fault points."""
-BACKLOG_POLLS = 20
-"""Polls of 200 records produced before the mid-batch kill: 4,000 records, two batches or more
-of ``COINSTREAM_STREAM_MAX_RECORDS_PER_BATCH`` (2,000), so the kill lands inside one."""
+BACKLOG_POLLS = 15
+"""Polls of 200 records produced before the mid-batch kill: 3,000 records, two batches of up to
+``COINSTREAM_STREAM_MAX_RECORDS_PER_BATCH`` (2,000), the first large enough to load a staging
+table, so the kill lands inside a batch with a load and a MERGE."""
 TINY_PRICE = "0.000000000012345678"
 
 Offsets = dict[tuple[str, int], tuple[int, int | None]]
