@@ -68,8 +68,12 @@ prometheus:
 run: setup ## start the local stack in the foreground; Ctrl-C stops everything
 	$(VENV_BIN)/python -m deploy.local.stack run
 
+# `make test` runs its test modules on this many processes (pytest-xdist), each with its own
+# broker, emulator and test ports; 0 runs them all in pytest's own process.
+TEST_PROCESSES ?= 2
+
 test: setup ## run every test (starts its own broker and emulator on test ports)
-	$(VENV_BIN)/pytest
+	$(VENV_BIN)/pytest --numprocesses $(TEST_PROCESSES) --dist loadfile
 
 test-unit: setup ## run the unit tests only
 	$(VENV_BIN)/pytest -m unit

@@ -32,7 +32,12 @@ if TYPE_CHECKING:
 
 # Every test's marker follows its directory; the run ends by counting its slow starts.
 # pytester runs those plugins on test files of its own (tests/unit/test_harness_plugins.py).
-pytest_plugins = ["tests.harness.directory_markers", "tests.harness.start_counts", "pytester"]
+pytest_plugins = [
+    "tests.harness.directory_markers",
+    "tests.harness.unique_ids",
+    "tests.harness.start_counts",
+    "pytester",
+]
 
 # Readiness checks and outage tests expect refused connections; aiokafka logs each as an error.
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)

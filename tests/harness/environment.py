@@ -2,8 +2,10 @@
 ``COINSTREAM_TEST_PORT_OFFSET``, and a state folder of their own (``.state/test``).
 
 A developer's ``make run`` on the default ports can stay up while the tests run, and two test
-runs on one machine (two worktrees, say) keep apart by setting the offset to, e.g., 100: every
-test port moves by it, and the state folder is named after it.
+runs on one machine (two worktrees, say) keep apart by setting the offset to, e.g., 7200: every
+test port moves by it, and the state folder is named after it. The processes of one run
+(``make test`` runs two) keep apart the same way, each moved by its own multiple of
+``WORKER_PORT_STEP``, each with its own broker, emulator and state folder.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ import os
 
 from shared.settings import PROJECT_ROOT
 
-PORT_OFFSET = int(os.environ.get("COINSTREAM_TEST_PORT_OFFSET", "0"))
+WORKER_PORT_STEP = 3600
+"""How far apart two test processes of one run (pytest-xdist's ``gw0``, ``gw1``, ...) keep their
+ports: more than the 18090-21593 span one process uses, so no two processes share a port."""
+WORKER_INDEX = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or "0")
+PORT_OFFSET = (
+    int(os.environ.get("COINSTREAM_TEST_PORT_OFFSET", "0")) + WORKER_INDEX * WORKER_PORT_STEP
+)
 TEST_STATE_DIR = PROJECT_ROOT / ".state" / (f"test-{PORT_OFFSET}" if PORT_OFFSET else "test")
 
 

@@ -110,7 +110,9 @@ _counter = StartCounter()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    if Path("/proc/self/cmdline").exists():
+    # With several test processes (pytest-xdist), the one that reports counts for all: they and
+    # everything they start descend from it.
+    if Path("/proc/self/cmdline").exists() and "PYTEST_XDIST_WORKER" not in os.environ:
         threading.Thread(target=_counter.run, name="start-counts", daemon=True).start()
 
 

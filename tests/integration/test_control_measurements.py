@@ -18,7 +18,9 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
+from services.dashboard.app import create_app
 from shared.schemas import ASSETS, EXCHANGES, TableSchema
 from shared.warehouse import create_bigquery_client, table_id
 from tests.harness.broker import broker_offsets
@@ -148,6 +150,29 @@ def test_freshness_is_seconds_since_the_newest_processing_timestamp(pipeline: Pi
     for schema in (ASSETS, EXCHANGES):
         # The service refreshes every 2 s; the worker writes every second or so.
         assert abs(report[schema.table]["seconds_since_newest"] - newest_age(schema)) < 15
+
+
+def test_the_dashboard_shows_what_the_pipeline_wrote(pipeline: Pipeline) -> None:
+    """End to end: simulator -> ingestors -> Kafka -> worker -> warehouse -> the dashboard's API
+    (in this process, on the pipeline's dataset); the browser tests drive the same API on a
+    seeded warehouse."""
+    with TestClient(create_app(pipeline.settings)) as dashboard:
+
+        def latest(kind: str) -> list[dict[str, Any]]:
+            rows: list[dict[str, Any]] = dashboard.get(f"/api/{kind}/latest").json()[kind]
+            return rows
+
+        wait_for(
+            lambda: latest("assets") and latest("exchanges"),
+            "the dashboard to show the pipeline's first rows",
+            120,
+        )
+        assets, exchanges = latest("assets"), latest("exchanges")
+    assert "bitcoin" in {row["id"] for row in assets}
+    assert all(row["price_usd"] > 0 for row in assets)
+    shares = [row["percent_total_volume"] for row in exchanges]
+    assert all(share is None or 0 <= share <= 100 for share in shares)
+    assert any(share for share in shares)
 
 
 def prometheus_query(pipeline: Pipeline, query: str) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ from tests.harness.environment import offset_port
 from tests.harness.make_run import MakeRun, is_alive, processes_in_session, start_make_run
 from tests.harness.waiting import wait_for
 
-PORT_BASE = 28000
+PORT_BASE = 19200
 READY_SECONDS = 240
 BATCH_SECONDS = 240
 STOPPED_LINE = re.compile(r"coinstream: (\S+) stopped \(exit (-?\d+)\) in [\d.]+ s \((.+)\)")

@@ -1,4 +1,5 @@
-"""The suite's own plugins: markers that follow the directory, and the count of slow starts."""
+"""The suite's own plugins: markers that follow the directory, node ids that name one test each,
+and the count of slow starts."""
 
 from __future__ import annotations
 
@@ -52,6 +53,21 @@ def test_a_marker_of_another_directory_stops_the_collection(pytester: pytest.Pyt
     result.stderr.fnmatch_lines(["*marked integration but lives in tests/unit/*"])
 
 
+def test_two_tests_with_one_node_id_stop_the_collection(pytester: pytest.Pytester) -> None:
+    """A parallel run hands tests out by node id: of twins only one would run, silently."""
+    pytester.makeconftest(
+        'pytest_plugins = ["tests.harness.unique_ids"]\n\n'
+        "def pytest_collection_modifyitems(items):\n"
+        "    items.append(items[0])  # what a plugin building its own items can end up doing\n"
+    )
+    pytester.makepyfile(**{"tests/unit/test_twins.py": "def test_a():\n    pass\n"})
+    result = pytester.runpytest(*ISOLATED)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*name more than one test*", "tests/unit/test_twins.py::test_a"])
+    pytester.makeconftest('pytest_plugins = ["tests.harness.unique_ids"]\n')
+    pytester.runpytest(*ISOLATED).assert_outcomes(passed=1)
+
+
 def test_only_this_runs_descendants_are_counted() -> None:
     assert parent_of(os.getpid()) == os.getppid()
     assert descends_from(os.getpid(), os.getpid())
@@ -60,8 +76,8 @@ def test_only_this_runs_descendants_are_counted() -> None:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         assert descends_from(child.pid, os.getpid())
-        counter = StartCounter()
-        counter.sample()  # no Spark driver, no make run among this process's children
+        counter = StartCounter(root=child.pid)
+        counter.sample()  # no Spark driver, no make run below the sleeping child
         assert counter.spark_drivers == set() and counter.make_run_stacks == set()
     finally:
         child.kill()
