@@ -28,7 +28,9 @@ SPARK_LAUNCHER = b"org.apache.spark.launcher.Main"
 """The short-lived JVM ``spark-class`` runs first to build the driver's command line; its
 arguments name ``SparkSubmit`` as well, and it is not a driver."""
 MAKE_RUN_STACK = b"deploy.local.stack\x00run"
-"""The argv of the process `make run` starts: ``python -m deploy.local.stack run``."""
+"""The argv of the process `make run` starts: ``python -m deploy.local.stack run``. Only one
+whose parent is ``make`` counts: the tests of refused settings start it directly, and it exits
+at once without starting anything."""
 ANCESTRY_LIMIT = 64
 
 
@@ -36,6 +38,11 @@ def parent_of(pid: int) -> int:
     """The parent process id, from ``/proc/<pid>/stat`` (its name may hold spaces and parens)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
+def is_make(pid: int) -> bool:
+    argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
+    return argv0 == b"make" or argv0.endswith(b"/make")
 
 
 def descends_from(pid: int, ancestor: int) -> bool:
@@ -74,7 +81,11 @@ class StartCounter:
                     and descends_from(pid, self.root)
                 ):
                     self.spark_drivers.add(pid)
-                elif MAKE_RUN_STACK in argv and descends_from(pid, self.root):
+                elif (
+                    MAKE_RUN_STACK in argv
+                    and is_make(parent_of(pid))
+                    and descends_from(pid, self.root)
+                ):
                     self.make_run_stacks.add(pid)
             except (OSError, ValueError):  # it ended between the listing and the read
                 continue
