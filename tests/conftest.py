@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ from tests.harness.environment import (
     TEST_STATE_DIR,
 )
 from tests.harness.processes import LocalStack, simulator_process
+from tests.harness.spark_class_archive import DUMP_SECONDS, ensure_archive
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -47,6 +49,9 @@ logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 def local_stack() -> Iterator[LocalStack]:
     """A running broker and emulator on test ports, with fresh state for this test run."""
     shutil.rmtree(TEST_STATE_DIR, ignore_errors=True)
+    # Made beside the stack's start; the drivers that start before it is whole do without.
+    archiving = threading.Thread(target=ensure_archive, name="spark-class-archive", daemon=True)
+    archiving.start()
     environment = dict(TEST_ENVIRONMENT)
     test_stack = LocalStack(environment, TEST_STATE_DIR)
     try:
@@ -55,6 +60,7 @@ def local_stack() -> Iterator[LocalStack]:
         pytest.fail(str(error))
     yield test_stack
     test_stack.stop()
+    archiving.join(DUMP_SECONDS)
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shlex
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -184,6 +185,7 @@ def kafka_java_command(
         require_java(),
         f"-Xms{settings.kafka_heap}",
         f"-Xmx{settings.kafka_heap}",
+        *shlex.split(settings.kafka_jvm_options),
         f"-Dlog4j2.configurationFile={KAFKA_LOG4J_CONFIG}",
         f"-Dkafka.logs.dir={node.logs_dir}",
         "-cp",

@@ -3,14 +3,16 @@ its supervisor restarts processes."""
 
 from __future__ import annotations
 
-from pydantic import Field
+import shlex
+
+from pydantic import Field, field_validator
 
 from shared.settings.common import CommonSettings
 
 
 class LocalStackSettings(CommonSettings):
-    """What the native local stack's own processes need: its broker's ports and heap,
-    Prometheus's port and the supervisor's restart policy. No service reads them."""
+    """What the native local stack's own processes need: its broker's ports, heap and JVM
+    options, Prometheus's port and the supervisor's restart policy. No service reads them."""
 
     kafka_controller_port: int = Field(
         default=9093,
@@ -20,6 +22,11 @@ class LocalStackSettings(CommonSettings):
     kafka_heap: str = Field(
         default="512m",
         description="Java heap size of the local broker.",
+    )
+    kafka_jvm_options: str = Field(
+        default="",
+        description="Extra JVM options of the local broker, space-separated (e.g. "
+        "`-XX:+UseSerialGC`); empty keeps the JVM's own choices.",
     )
     prometheus_port: int = Field(
         default=9090,
@@ -39,3 +46,14 @@ class LocalStackSettings(CommonSettings):
         description="The window in which `COINSTREAM_RUN_RESTART_LIMIT` exits of one process "
         "stop `make run`.",
     )
+
+    @field_validator("kafka_jvm_options")
+    @classmethod
+    def _jvm_options_split(cls, value: str) -> str:
+        try:
+            options = shlex.split(value)
+        except ValueError as error:  # an unclosed quote
+            raise ValueError(f"cannot split into JVM options: {error}") from None
+        if any(not option.startswith("-") for option in options):
+            raise ValueError("each JVM option starts with '-'; the broker's class path is ours")
+        return value

@@ -120,6 +120,8 @@ def test_the_settings_page_check_fails_on_a_stale_page(
         ("COINSTREAM_INGEST_SPOOL_MAX_BYTES", "10", {"ingestor"}),
         ("COINSTREAM_CONTROL_ANSWER_CACHE_SECONDS", "-1", {"control"}),
         ("COINSTREAM_RUN_RESTART_LIMIT", "0", set()),
+        ("COINSTREAM_KAFKA_JVM_OPTIONS", "-Dname='unclosed", set()),
+        ("COINSTREAM_KAFKA_JVM_OPTIONS", "-Xmx1g evil.Main", set()),
         (
             "COINSTREAM_STREAM_WORKER_URL",
             "worker:8103",
