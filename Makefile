@@ -84,8 +84,8 @@ test-integration: setup ## run the integration tests only
 test-browser: setup ## run the browser tests only (the dashboard in headless Chromium)
 	$(VENV_BIN)/pytest -m browser
 
-test-cluster: setup ## the Spark standalone and three-broker Kafka tests: executors and brokers SIGKILLed, each record once (about 6 min)
-	$(VENV_BIN)/pytest -m cluster tests/cluster
+test-cluster: setup ## the Spark standalone and three-broker Kafka tests: executors and brokers SIGKILLed, each record once (about 5 min)
+	$(VENV_BIN)/pytest -m cluster --numprocesses $(TEST_PROCESSES) --dist loadfile tests/cluster
 
 chaos: setup ## the fault suite: the whole local pipeline under kills, outages and CoinCap fault storms, checked record by record (about 40 min; COINSTREAM_CHAOS_LONG_MINUTES shortens its long run)
 	$(VENV_BIN)/pytest -m 'chaos or integration' tests/chaos tests/integration/test_fast_faults.py
