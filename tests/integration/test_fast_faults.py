@@ -42,7 +42,10 @@ def pipeline(local_stack: LocalStack) -> Iterator[Pipeline]:
 def test_the_worker_killed_at_random_points_loses_and_duplicates_nothing(
     pipeline: Pipeline,
 ) -> None:
-    rng = random.Random(11)
+    # Seed 4 kills 3.5 s into a running query, then 5.9 s after the restart, while Spark starts
+    # (random.Random(4) drawn as kill_worker_at_random_points draws): both kinds of point in
+    # little time; `make chaos` draws 20 (tests/chaos/test_worker_kills.py).
+    rng = random.Random(4)
     pipeline.wait_polling(5)
     # The last restart is not waited for: settling pauses the ingestors while Spark starts,
     # then waits until the restarted worker has processed every record.
