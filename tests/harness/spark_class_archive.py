@@ -25,7 +25,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shared.settings import PROJECT_ROOT
+from services.stream_worker.jars import spark_kafka_jars_dir
+from shared.settings import PROJECT_ROOT, Settings
 
 ARCHIVE_DIR = PROJECT_ROOT / ".cache" / "spark-class-archive"
 QUICK_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
@@ -37,7 +38,7 @@ DUMP_SECONDS = 300
 def archive_path() -> Path:
     """Where the archive for this Spark, this JVM and these connector jars lives."""
     java = shutil.which("java")
-    jars_dir = PROJECT_ROOT / ".cache" / "jars" / "spark-kafka"
+    jars_dir = spark_kafka_jars_dir(Settings(_env_file=None))
     jars = sorted(path.name for path in jars_dir.glob("*.jar")) if jars_dir.is_dir() else []
     key = "\n".join(
         [
