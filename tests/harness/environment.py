@@ -14,7 +14,7 @@ import json
 import os
 
 from shared.settings import PROJECT_ROOT
-from tests.harness.spark_class_archive import driver_java_options
+from tests.harness.spark_class_archive import QUICK_JVM, driver_java_options
 
 WORKER_PORT_STEP = 3600
 """How far apart two test processes of one run (pytest-xdist's ``gw0``, ``gw1``, ...) keep their
@@ -39,7 +39,7 @@ first job took 11.5 s of CPU instead of 16-21 s); and they map the class archive
 ``tests.harness.spark_class_archive`` once the session's stack has made it. Behaviour is the
 same; the benchmarks do not use this."""
 
-KAFKA_TEST_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+KAFKA_TEST_JVM_OPTIONS = QUICK_JVM
 """The session's test broker likewise: a broker start 3.2 CPU-seconds instead of 4.6, idle 1.1-1.3
 CPU-seconds a minute instead of 1.5 (two back-to-back runs of each on this machine). Not the
 outage broker: the outage tests stop it under records in flight, and run it as shipped."""

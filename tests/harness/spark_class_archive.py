@@ -30,7 +30,8 @@ from shared.settings import PROJECT_ROOT, Settings
 
 ARCHIVE_DIR = PROJECT_ROOT / ".cache" / "spark-class-archive"
 QUICK_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
-"""The quick compiler and the single-threaded collector (see ``SPARK_TEST_CONF``)."""
+"""The quick compiler and the single-threaded collector, for the drivers and the session's
+broker under test (see ``tests.harness.environment``)."""
 QUIET_ARCHIVE = "-Xlog:cds=off -Xlog:cds+dynamic=off"
 DUMP_SECONDS = 300
 
@@ -52,7 +53,8 @@ def archive_path() -> Path:
 
 
 def driver_java_options() -> str:
-    """The drivers' JVM options under test: the quick JVM, and the archive if there is one."""
+    """The drivers' JVM options under test: the quick JVM, and the archive's path (a JVM
+    started before the archive exists, or on another class path, runs without it)."""
     return f"{QUICK_JVM} -XX:SharedArchiveFile={archive_path()} {QUIET_ARCHIVE}"
 
 
