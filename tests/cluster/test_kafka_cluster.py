@@ -36,7 +36,7 @@ from tests.harness.waiting import wait_for
 pytestmark = pytest.mark.cluster
 
 BASE_PORT = 21110
-OUTAGE_SECONDS = 20.0
+OUTAGE_SECONDS = 10.0
 """How long each killed broker stays down once the cluster has noticed."""
 
 

@@ -4,6 +4,7 @@ from the cluster's executors, and Ctrl-C leaves no process behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -12,7 +13,8 @@ from pathlib import Path
 import httpx
 
 from tests.cluster.support import report
-from tests.harness.environment import offset_port
+from tests.harness.cluster import CLUSTER_SPARK_CONF
+from tests.harness.environment import KAFKA_TEST_JVM_OPTIONS, offset_port
 from tests.harness.make_run import processes_in_session, start_make_run
 
 KAFKA_PORTS = [offset_port(port) for port in (22092, 22192, 22292)]
@@ -34,6 +36,10 @@ def test_make_run_starts_both_clusters_with_settings_alone(tmp_path: Path) -> No
             "COINSTREAM_LOCAL_SPARK_MASTER_PORT": str(offset_port(22077)),
             "COINSTREAM_LOCAL_SPARK_MASTER_UI_PORT": str(SPARK_UI_PORT),
             "COINSTREAM_SPARK_EXECUTOR_MEMORY": "512m",
+            # The JVM options every other cluster test runs with (the shipped defaults are
+            # `make run`'s own test in tests/integration/test_make_run.py).
+            "COINSTREAM_KAFKA_JVM_OPTIONS": KAFKA_TEST_JVM_OPTIONS,
+            "COINSTREAM_SPARK_CONF": json.dumps(CLUSTER_SPARK_CONF),
         },
     )
     make = run.process

@@ -139,6 +139,7 @@ def run(local_stack: LocalStack, spark_cluster: SparkStandalone) -> Iterator[Clu
         {
             **SPARK_ENVIRONMENT,
             **TEST_ENVIRONMENT,  # the worker's own state folder, not the cluster's
+            "COINSTREAM_SPARK_CONF": SPARK_ENVIRONMENT["COINSTREAM_SPARK_CONF"],
             "COINSTREAM_STREAM_MAX_RECORDS_PER_BATCH": "4000",
         },
         WORKER_PORT,

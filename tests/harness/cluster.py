@@ -13,6 +13,7 @@ They are small for a two-core machine: one core and 512 MiB per executor, 256 Mi
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
 import time
@@ -25,8 +26,18 @@ from deploy.local.kafka_broker import local_kafka_nodes
 from deploy.local.readiness import wait_until
 from deploy.local.spark_cluster import alive_spark_workers
 from shared.kafka import live_brokers
-from tests.harness.environment import TEST_ENVIRONMENT, TEST_STATE_DIR, offset_port
-from tests.harness.processes import ManagedProcess, settings_from
+from tests.harness.environment import (
+    SPARK_TEST_CONF,
+    TEST_ENVIRONMENT,
+    TEST_STATE_DIR,
+    offset_port,
+)
+from tests.harness.processes import ManagedProcess, settings_from, stop_together
+from tests.harness.spark_class_archive import QUICK_JVM
+
+CLUSTER_SPARK_CONF = {**SPARK_TEST_CONF, "spark.executor.extraJavaOptions": QUICK_JVM}
+"""The drivers' test options (``SPARK_TEST_CONF``), and the quick compiler and single-threaded
+collector for the executors too: an executor here lives for one test on a few thousand records."""
 
 SPARK_ENVIRONMENT = {
     "COINSTREAM_STATE_DIR": str(TEST_STATE_DIR / "spark-cluster"),
@@ -36,6 +47,7 @@ SPARK_ENVIRONMENT = {
     "COINSTREAM_SPARK_EXECUTOR_MEMORY": "512m",
     "COINSTREAM_SPARK_EXECUTOR_CORES": "1",
     "COINSTREAM_SPARK_EXECUTOR_INSTANCES": "2",
+    "COINSTREAM_SPARK_CONF": json.dumps(CLUSTER_SPARK_CONF),
 }
 """The Spark cluster's settings, which the stream worker also gets (they name its master)."""
 
@@ -105,8 +117,7 @@ class KafkaCluster:
         self.nodes[node_id].start()
 
     def stop(self) -> None:
-        for process in self.nodes.values():
-            process.stop()
+        stop_together(list(self.nodes.values()))
 
 
 class SparkStandalone:
@@ -153,5 +164,4 @@ class SparkStandalone:
         self.start_seconds["workers"] = time.monotonic() - started
 
     def stop(self) -> None:
-        for process in [*self.workers.values(), self.master]:
-            process.stop()
+        stop_together([*self.workers.values(), self.master])

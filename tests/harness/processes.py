@@ -73,11 +73,27 @@ class ManagedProcess:
     def is_running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def send_signal(self, sig: signal.Signals) -> None:
+        """Signal the process if it still runs, without waiting for it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
+
+
+def stop_together(processes: list[ManagedProcess], timeout: float = 30.0) -> None:
+    """SIGTERM every process first, then wait for each: the nodes of a cluster shut down side by
+    side. One after another, the last Kafka node has no controller quorum left to shut down
+    with and waits out its timeout (30 s of every cluster teardown, before this)."""
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        if process.process is not None:
+            process.stop(timeout=timeout)
 
 
 def stack_process(component: str, environment: dict[str, str], log_dir: Path) -> ManagedProcess:
