@@ -241,7 +241,8 @@ def create_producer(settings: KafkaSettings, client_id: str) -> AIOKafkaProducer
         # Stated, not left to the default: the ingestors refuse a larger message before sending
         # it (shared.envelope.fits_in_kafka), so send never raises for a record's size.
         max_request_size=PRODUCER_MAX_REQUEST_BYTES,
-        # A send that cannot be delivered fails within this time, and the ingestor keeps the
-        # record in its own buffer to send again; it does not hang for the 40 s default.
+        # A request gets this long for its answer (not the 40 s default); a batch waiting for a
+        # partition leader is failed after it too, which the ingestors turn off
+        # (services.ingestor.session.hold_leaderless_batches): they keep their own buffer.
         request_timeout_ms=10_000,
     )

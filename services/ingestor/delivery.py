@@ -36,7 +36,7 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from services.ingestor import metrics
 from services.ingestor.buffer import DeliveryBuffer, Dropped, PendingPoll
-from services.ingestor.session import ProducerSession
+from services.ingestor.session import ProducerSession, hold_leaderless_batches
 from services.ingestor.specs import IngestorSpec
 from services.ingestor.spool_writer import SpoolWriter
 from shared.envelope import OutgoingMessage
@@ -276,6 +276,7 @@ class KafkaDelivery:
         if self.session is not None:
             return self.session
         producer = create_producer(self.settings, client_id=self.spec.name)
+        hold_leaderless_batches(producer)
         try:
             await producer.start()
             await ensure_topics(self.settings, pipeline_topics(self.settings))

@@ -19,6 +19,7 @@ superseded, for the caller to count as lost.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -181,6 +182,22 @@ def settle(polls: list[PendingPoll]) -> Settlement:
 def _stored(future: asyncio.Future[Any]) -> bool:
     """Kafka acknowledged the record (reading a failure's exception marks it as seen)."""
     return future.done() and not future.cancelled() and future.exception() is None
+
+
+def hold_leaderless_batches(producer: AIOKafkaProducer) -> None:
+    """Make the producer keep a batch for a partition without a leader until a leader is back.
+
+    aiokafka's idempotent producer never expires a batch it is retrying (its sender says so),
+    except in one place: a batch older than ``request_timeout_ms`` whose partition has no leader
+    in the producer's metadata (a broker restarting, a leader election) is failed with
+    ``LeaderNotAvailableError``, after taking the next sequence number. If that batch was a
+    retry, its first attempt may have been written before the broker went away; the failure ends
+    the session and the next producer sends it again, a second copy under a new producer id. So
+    the batch's time to live is made unlimited, as aiokafka already treats every other retry:
+    a partition that stays leaderless while the broker answers is the stall watch's to handle
+    (``delivery.STALL_SECONDS``), which counts what it sends again.
+    """
+    producer._message_accumulator._batch_ttl = math.inf
 
 
 async def _stop_sending(producer: AIOKafkaProducer) -> None:

@@ -4,11 +4,18 @@ ends, and what the buffer may drop while polls are in flight."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
+import pytest
+from aiokafka.producer import message_accumulator
+from aiokafka.structs import TopicPartition
+
 from services.ingestor.buffer import DeliveryBuffer, Dropped, PendingPoll
-from services.ingestor.session import settle
+from services.ingestor.session import hold_leaderless_batches, settle
 from shared.envelope import OutgoingMessage
+from shared.kafka import create_producer
+from shared.settings import Settings
 
 TOPIC = "coincap.assets.v1"
 
@@ -104,3 +111,33 @@ async def test_delivered_polls_leave_only_from_the_front() -> None:
     first.acknowledged = 1
     buffer.release_delivered()
     assert buffer.polls == 0 and buffer.records == 0
+
+
+async def test_a_batch_for_a_leaderless_partition_is_held_not_failed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """aiokafka fails a batch left an hour without a partition leader (``request_timeout_ms``
+    is 10 s); the ingestors' producer holds it, so a retry that may already be in Kafka is
+    never failed and sent again by the next producer under a new id."""
+    settings = Settings(_env_file=None)
+    partition = TopicPartition(TOPIC, 0)
+    plain = create_producer(settings, client_id="plain")
+    held = create_producer(settings, client_id="held")
+    hold_leaderless_batches(held)
+    answers = {}
+    for producer in (plain, held):
+        answers[producer] = await producer._message_accumulator.add_message(
+            partition, b"bitcoin", b"{}", timeout=1
+        )
+    an_hour_later = time.monotonic() + 3600
+    monkeypatch.setattr(message_accumulator.time, "monotonic", lambda: an_hour_later)
+
+    # The producers have no metadata yet: the partition has no leader in their eyes.
+    assert plain._message_accumulator._batches[partition][0].expired()
+    nodes, leaderless = held._message_accumulator.drain_by_nodes(ignore_nodes=set())
+    assert leaderless and not nodes
+    assert not answers[held].done()
+    assert len(held._message_accumulator._batches[partition]) == 1
+    monkeypatch.undo()
+    for producer in (plain, held):
+        await producer.stop()  # never started: nothing to deliver, nothing waits
