@@ -143,7 +143,7 @@ class StreamWorker:
 
     def _start_query(self, spark: SparkSession) -> StreamingQuery:
         settings = self.settings
-        assert self._checkpoint is not None
+        assert self._checkpoint is not None and self._batches is not None
         self._ensure_may_write()  # another worker's writes in flight look unfinished
         removed = self._checkpoint.remove_unfinished_writes()
         if removed:
@@ -154,7 +154,8 @@ class StreamWorker:
         self._run_id = uuid.uuid4().hex[:12]
         messages = spark.readStream.format("kafka").options(**kafka_source_options(settings)).load()
         query = (
-            messages.writeStream.queryName(QUERY_NAME)
+            self._batches.rows_of(messages)
+            .writeStream.queryName(QUERY_NAME)
             .foreachBatch(self.process_batch)
             .option("checkpointLocation", settings.checkpoint_location)
             .trigger(processingTime=f"{settings.stream_trigger_seconds} seconds")
