@@ -10,7 +10,6 @@ so the per-batch profile can be taken again from any running worker.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,13 +29,9 @@ class BatchPhases:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
-        self._lock = threading.Lock()
-        """The tables of a batch may be written side by side (``micro_batch``), each timing
-        its steps from its own thread."""
 
     def add(self, name: str, seconds: float) -> None:
-        with self._lock:
-            self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
 
     def rounded(self) -> dict[str, float]:
         """The phases in milliseconds' precision, for the batch's log line."""

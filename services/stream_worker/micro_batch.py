@@ -4,15 +4,12 @@ The batch is read, typed and collected in one Spark job (``transforms.BatchRows`
 the stream once when the query starts) and split into tables in Arrow (``arrow_batch``); each
 table's rows go through the sink, exactly once however often the batch runs (``sinks``); then
 its offsets are committed to the worker's consumer group (``offsets``) so that lag is visible.
-The tables are written side by side where the sink allows it. Offsets Kafka deleted before they
-were read become quarantine rows (``data_loss``). Each phase is timed (``batch_phases``) into
-the batch's log line and the phase histogram.
+Offsets Kafka deleted before they were read become quarantine rows (``data_loss``). Each phase
+is timed (``batch_phases``) into the batch's log line and the phase histogram.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextvars
 import logging
 import time
 from collections.abc import Callable
@@ -100,9 +97,6 @@ class BatchProcessor:
         self.committer = committer
         self.checkpoint = checkpoint
         self.ensure_may_write = ensure_may_write
-        self._writers = concurrent.futures.ThreadPoolExecutor(
-            max_workers=len(RECORD_TABLES) + 1, thread_name_prefix="table-writer"
-        )
         self._batch_rows = BatchRows(self._record_tables(), settings.snapshot_time_window_hours)
 
     def rows_of(self, messages: DataFrame) -> DataFrame:
@@ -125,15 +119,13 @@ class BatchProcessor:
                 split = split_batch(collected, list(RECORD_TABLES))
             lost = self._lost_ranges(batch_id, split.coordinates)
             self.ensure_may_write()  # a successor may be writing: this batch is theirs
-            written = write_tables(
-                self.sink,
-                self._writers,
-                [
-                    *((table, split.rows[table.table]) for table in RECORD_TABLES),
-                    (QUARANTINE, with_lost_ranges(split.quarantine, lost)),
-                ],
-                run_id,
-                batch_id,
+            written: dict[str, int] = {}
+            for table in RECORD_TABLES:
+                written[table.table] = self.sink.write(
+                    table, split.rows[table.table], run_id, batch_id
+                )
+            written[QUARANTINE.table] = self.sink.write(
+                QUARANTINE, with_lost_ranges(split.quarantine, lost), run_id, batch_id
             )
             self._fault_point("after-merge", written)
             with batch_phases.phase("offset_commit"):
@@ -163,37 +155,3 @@ class BatchProcessor:
         """Die here if the settings ask for it (fault injection; see ``faults``)."""
         if self.settings.worker_fault_point == point and sum(written.values()) > 0:
             kill_worker(self.spark, point)
-
-
-def write_tables(
-    sink: BatchSink,
-    writers: concurrent.futures.Executor,
-    tables: list[tuple[TableSchema, pa.Table]],
-    run_id: str,
-    batch_id: int,
-) -> dict[str, int]:
-    """Each table's rows of batch ``batch_id`` through ``sink``; rows sent per table.
-
-    Side by side on ``writers`` where the sink allows it (``tables_side_by_side``) and more than
-    one table has rows: a steady batch's MERGEs into ``assets`` and ``exchanges`` are each a
-    round trip that mostly waits on the warehouse, so the batch waits for the longer one rather
-    than both. Every write has ended before this returns or raises, so no write of the batch
-    outlives it into its rerun.
-    """
-    with_rows = [(table, rows) for table, rows in tables if rows.num_rows > 0]
-    written = {table.table: 0 for table, _ in tables}
-    if len(with_rows) < 2 or not sink.tables_side_by_side:
-        for table, rows in with_rows:
-            written[table.table] = sink.write(table, rows, run_id, batch_id)
-        return written
-    futures = {
-        # Each in a copy of this thread's context, so its steps time into this batch.
-        table.table: writers.submit(
-            contextvars.copy_context().run, sink.write, table, rows, run_id, batch_id
-        )
-        for table, rows in with_rows
-    }
-    concurrent.futures.wait(futures.values())
-    for name, future in futures.items():
-        written[name] = future.result()  # a failure raises here, once every write has ended
-    return written

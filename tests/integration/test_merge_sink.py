@@ -1,13 +1,11 @@
 """The MERGE sink against the real BigQuery client and the emulator: staging tables that
 cannot collide and that its ``prepare`` drops once stale, a MERGE that finds copies however
-old, a timed-out job cancelled before the batch runs again, a steady batch in one call, a
-batch's tables merged side by side.
+old, a timed-out job cancelled before the batch runs again, a steady batch in one call.
 
 What both sinks guarantee alike (a batch run again adds nothing) is in test_sink_reruns.py."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import http.server
 import threading
 import uuid
@@ -20,15 +18,13 @@ import pyarrow as pa
 import pytest
 from google.cloud import bigquery
 
-from services.stream_worker import batch_phases
-from services.stream_worker.micro_batch import write_tables
 from services.stream_worker.sinks.merge import (
     INLINE_MERGE_MAX_ROWS,
     STAGING_PREFIX,
     BigQueryJobAbandoned,
     MergeSink,
 )
-from shared.schemas import ASSET_HISTORY, ASSETS, EXCHANGES, QUARANTINE, TableSchema
+from shared.schemas import ASSET_HISTORY, ASSETS
 from shared.settings import Settings
 from shared.warehouse import create_bigquery_client, dataset_id, ensure_warehouse, table_id
 from tests.harness.sinks import arrow_rows
@@ -276,51 +272,3 @@ def test_a_batch_over_the_inline_limit_is_staged_merged_once_and_its_table_dropp
     assert next(iter(total))["n"] == INLINE_MERGE_MAX_ROWS + 1
     tables = [item.table_id for item in client.list_tables(dataset_id(settings))]
     assert not [name for name in tables if name.startswith(STAGING_PREFIX)], tables
-
-
-class MeetingSink(MergeSink):
-    """The MERGE sink, each table's write first waiting for the other's to begin: a batch whose
-    tables were written one after another never gets past the first."""
-
-    def __init__(self, settings: Settings, client: bigquery.Client) -> None:
-        super().__init__(settings, client)
-        self.both_writing = threading.Barrier(2, timeout=30)
-
-    def write(self, table: TableSchema, rows: pa.Table, run_id: str, batch_id: int) -> int:
-        self.both_writing.wait()
-        return super().write(table, rows, run_id, batch_id)
-
-
-def test_a_batchs_tables_are_merged_side_by_side(settings: Settings) -> None:
-    client = create_bigquery_client(settings)
-    sink = MeetingSink(settings, client)
-    now = datetime.now(UTC)
-    exchanges = arrow_rows(
-        EXCHANGES,
-        [
-            {
-                "exchange_id": f"exchange-{n}",
-                "rank": n + 1,
-                "source_timestamp": now,
-                "fetched_at": now,
-                "poll_id": "p",
-                "processing_timestamp": now,
-            }
-            for n in range(40)
-        ],
-    )
-    tables = [
-        (ASSETS, asset_rows(165, now)),
-        (EXCHANGES, exchanges),
-        (QUARANTINE, arrow_rows(QUARANTINE, [])),
-    ]
-    with (
-        concurrent.futures.ThreadPoolExecutor(max_workers=3) as writers,
-        batch_phases.recording() as phases,
-    ):
-        written = write_tables(sink, writers, tables, "side-by-side", 1)
-    assert written == {"assets": 165, "exchanges": 40, "quarantine": 0}
-    assert {"assets.merge", "exchanges.merge"} <= set(phases.seconds)  # timed into the batch
-    for table in (ASSETS, EXCHANGES):
-        total = client.query(f"SELECT COUNT(*) AS n FROM `{table_id(settings, table)}`").result()
-        assert next(iter(total))["n"] == written[table.table]

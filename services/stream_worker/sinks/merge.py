@@ -80,10 +80,6 @@ class StagedRows:
 class MergeSink:
     """MERGEs one table's rows of one micro-batch, exactly once however often it is called."""
 
-    tables_side_by_side = True
-    """Each table's write is its own jobs on its own names (staging tables are per table), and
-    the client is safe to share between threads."""
-
     def __init__(self, settings: WorkerSettings, client: bigquery.Client) -> None:
         self.settings = settings
         self.client = client

@@ -12,10 +12,6 @@ from shared.schemas import TableSchema
 class BatchSink(Protocol):
     """Writes one table's rows of one micro-batch, exactly once however often it is called."""
 
-    tables_side_by_side: bool
-    """Whether ``write`` may run for two tables of one batch at the same time (each from its
-    own thread); the worker then writes a batch's tables side by side."""
-
     def prepare(self) -> None:
         """Do the sink's own start-up work, once, before the worker first starts its query.
 

@@ -151,10 +151,6 @@ class _Run:
 class StorageWriteSink:
     """Appends one table's rows of one micro-batch, exactly once however often it is called."""
 
-    tables_side_by_side = False
-    """One table after another: the first table written in a run starts the run's state
-    (``_run_of``), which the others of its batch read."""
-
     def __init__(
         self,
         settings: WorkerSettings,
