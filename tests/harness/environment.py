@@ -2,9 +2,9 @@
 ``COINSTREAM_TEST_PORT_OFFSET``, and a state folder of their own (``.state/test``).
 
 A developer's ``make run`` on the default ports can stay up while the tests run, and two test
-runs on one machine (two worktrees, say) keep apart by setting the offset to, e.g., 7200: every
-test port moves by it, and the state folder is named after it. The processes of one run
-(``make test`` runs two) keep apart the same way, each moved by its own multiple of
+runs on one machine (two worktrees, say) keep apart by setting the offset to, e.g., 10800 (with
+one process): every test port moves by it, and the state folder is named after it. The processes
+of one run (``make test`` runs three) keep apart the same way, each moved by its own multiple of
 ``WORKER_PORT_STEP``, each with its own broker, emulator and state folder.
 """
 

@@ -94,7 +94,7 @@ def kafka_messages(spark: SparkSession, values: list[tuple[str, bytes | None]]) 
 
 OUTSIDE_WINDOW_MS = NOW_MS - int((WINDOW_HOURS + 1) * HOUR_MS)
 LONG_NAME = "n" * 5000
-HOSTILE: list[tuple[str, bytes | None, str]] = [
+HOSTILE: list[tuple[str, bytes, str]] = [
     # (topic: "a" assets, "e" exchanges, "h" history; value; the start of its reason)
     (
         "e",

@@ -13,9 +13,11 @@ before it left:
 4. restarted on a checkpoint whose metadata Spark cannot read: the query fails to start, is
    tried again, and runs once the metadata is repaired; it then works off the backlog.
 
+The recovered worker then serves the tests of a running worker with each sink: typed rows
+exactly once, and poison quarantined with its reason while the stream goes on.
+
 Each step is a module fixture that records what it left, and each test checks the steps it
-names, so no test depends on another having run. The recovered worker then serves the
-exactly-once test.
+names, so no test depends on another having run.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ from typing import Any
 
 import pytest
 
+from shared.envelope import OutgoingMessage
 from shared.warehouse import relation_id
 from tests.harness.environment import offset_port
 from tests.harness.processes import LocalStack
+from tests.harness.records import BITCOIN, HOSTILE, HUGE, KRAKEN, POINT, history, message
 from tests.harness.sinks import SINKS
 from tests.harness.stream_worker import AssetWorker, asset
 from tests.harness.waiting import wait_for
@@ -199,7 +203,15 @@ def failed_start_then_repaired(worker: AssetWorker) -> FailedStart:
 @pytest.fixture(scope="module", params=SINKS)
 def chain_worker(request: pytest.FixtureRequest, local_stack: LocalStack) -> Iterator[AssetWorker]:
     """The worker every step starts again, with one sink; left running after the last step."""
-    worker = AssetWorker(local_stack, {"COINSTREAM_STREAM_SINK": request.param}, port=PORT)
+    worker = AssetWorker(
+        local_stack,
+        {
+            "COINSTREAM_STREAM_SINK": request.param,
+            # Its own history topic too, for the poison test (no other test's points in it).
+            "COINSTREAM_TOPIC_HISTORY": f"test.chain.history.{uuid.uuid4().hex[:8]}",
+        },
+        port=PORT,
+    )
     yield worker
     if worker.process.process is not None:
         worker.process.stop()
@@ -355,3 +367,64 @@ def test_records_become_typed_renamed_rows_exactly_once(
     table = worker.client.get_table(relation_id(worker.settings, "assets"))
     assert table.time_partitioning.field == "processing_timestamp"
     assert table.clustering_fields == ["id"]
+
+
+def test_poison_is_quarantined_with_its_reason_and_the_stream_goes_on(
+    chain_worker: AssetWorker, recovered: Recovery
+) -> None:
+    """One message per hostile value, written straight to the record topics beside healthy
+    records (anyone who can write a topic can write anything), with each sink: the healthy
+    records land in their tables, each poison message in the quarantine with its reason, and the
+    worker stays RUNNING and goes on to the next batch."""
+    worker = chain_worker
+    settings = worker.settings
+    topics = {
+        "a": settings.topic_assets,
+        "e": settings.topic_exchanges,
+        "h": settings.topic_history,
+    }
+    tables = ("assets", "exchanges", "asset_history")
+    before = {table: worker.count(table) for table in tables}
+    quarantined_before = worker.count("quarantine")
+    error_before = worker.health()["last_error_at"]  # the chain's failed start, if anything
+    healthy = [("a", message(BITCOIN)), ("e", message(KRAKEN)), ("h", history(POINT))]
+    poison = [(topic, value) for topic, value, _ in HOSTILE]
+    worker.produce(
+        [
+            OutgoingMessage(topics[topic], b"poison", value, "poison")
+            for topic, value in [*healthy, *poison, ("a", HUGE)]
+        ]
+    )
+
+    worker.wait_caught_up(180, list(topics.values()))
+    assert {table: worker.count(table) - before[table] for table in tables} == {
+        "assets": 1,
+        "exchanges": 1,
+        "asset_history": 1,
+    }
+    stored = worker.query(
+        "SELECT reason, raw_value, LENGTH(raw_value) AS n FROM `{d}.quarantine` "
+        "ORDER BY processing_timestamp, `offset`"
+    )[quarantined_before:]
+    assert len(stored) == len(HOSTILE) + 1, [row["reason"] for row in stored]
+    unmatched = list(stored)
+    for _, _, reason in HOSTILE:
+        found = next((row for row in unmatched if row["reason"].startswith(reason)), None)
+        assert found is not None, (reason, [row["reason"] for row in unmatched])
+        unmatched.remove(found)
+    [huge] = unmatched
+    assert huge["n"] == 800 and huge["reason"].endswith(f"of {len(HUGE)} characters")
+    not_utf8 = [row for row in stored if row["reason"].startswith("value is not valid UTF-8")]
+    assert all("\ufffd" in row["raw_value"] for row in not_utf8) and len(not_utf8) == 2
+
+    health = worker.health()
+    assert (health["state"], health["status"]) == ("RUNNING", "ok")
+    assert health["last_error_at"] == error_before  # no batch failed on the poison
+    batches = health["batches"]
+    assets = worker.count("assets")
+    ethereum = message({**BITCOIN, "id": "ethereum", "symbol": "ETH"})
+    worker.produce([OutgoingMessage(settings.topic_assets, b"poison", ethereum, "poison")])
+    wait_for(lambda: worker.count("assets") == assets + 1, "the next batch's healthy record", 90)
+    health = worker.health()
+    assert health["state"] == "RUNNING" and health["batches"] > batches
+    assert health["last_error_at"] == error_before
