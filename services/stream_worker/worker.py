@@ -28,6 +28,10 @@ from pyspark.sql.streaming.query import StreamingQuery
 from services.stream_worker import batch_phases, metrics
 from services.stream_worker.checkpoint import Checkpoint
 from services.stream_worker.checkpoint_lease import LeaseKeeper, LeaseLost, checkpoint_lease
+from services.stream_worker.interrupted_batch import (
+    PY4J_CALLBACK_LOGGER,
+    InterruptedBatchFilter,
+)
 from services.stream_worker.jars import worker_jars
 from services.stream_worker.kafka_source import kafka_source_options
 from services.stream_worker.micro_batch import BatchProcessor
@@ -84,6 +88,9 @@ class StreamWorker:
         self.settings = settings
         self.status = WorkerStatus()
         self._stopping = threading.Event()
+        self._query_stopping = threading.Event()
+        """Set just before the worker stops its query, cleared when it starts one: a batch that
+        fails meanwhile was interrupted by the stop (``interrupted_batch``)."""
         self._spark: SparkSession | None = None
         self._query: StreamingQuery | None = None
         self._batches: BatchProcessor | None = None
@@ -104,6 +111,14 @@ class StreamWorker:
         self.status.batch_in_progress = batch_id
         try:
             done = self._batches.process(batch, batch_id, self._run_id)
+        except Exception:
+            if self._query_stopping.is_set():
+                logger.info(
+                    "batch %d: interrupted by the stop; it runs again from the checkpoint at "
+                    "the next start",
+                    batch_id,
+                )
+            raise
         finally:
             self.status.batch_in_progress = None
         self._failures_in_a_row = 0
@@ -152,6 +167,7 @@ class StreamWorker:
                 ", ".join(removed),
             )
         self._run_id = uuid.uuid4().hex[:12]
+        self._query_stopping.clear()
         messages = spark.readStream.format("kafka").options(**kafka_source_options(settings)).load()
         query = (
             self._batches.rows_of(messages)
@@ -182,6 +198,14 @@ class StreamWorker:
         clean stop. A lease lost while running stops the query at once, without waiting for
         its batch, and ends ``run`` with ``LeaseLost``: another worker may be writing.
         """
+        quiet_interruptions = InterruptedBatchFilter(self._query_stopping)
+        logging.getLogger(PY4J_CALLBACK_LOGGER).addFilter(quiet_interruptions)
+        try:
+            self._run_with_lease()
+        finally:
+            logging.getLogger(PY4J_CALLBACK_LOGGER).removeFilter(quiet_interruptions)
+
+    def _run_with_lease(self) -> None:
         lease = checkpoint_lease(self.settings)
         if lease is None:
             logger.warning(
@@ -211,6 +235,7 @@ class StreamWorker:
         self._stopping.set()
         query = self._query
         if query is not None and query.isActive:
+            self._query_stopping.set()
             query.stop()
 
     def _run_query(self) -> None:
@@ -308,6 +333,7 @@ class StreamWorker:
             and time.monotonic() < deadline
         ):
             time.sleep(0.1)
+        self._query_stopping.set()
         query.stop()
 
     def stop(self) -> None:
@@ -318,6 +344,7 @@ class StreamWorker:
         the query and Spark."""
         if self._query is not None and self._query.isActive:
             if self._lease_lost is not None:
+                self._query_stopping.set()
                 self._query.stop()
             else:
                 self._stop_query_gracefully(self._query)
