@@ -158,6 +158,7 @@ BENCH_RUNS ?= 3
 bench: setup ## run the benchmarks against the real local stack; figures in docs/benchmarks.md (BENCH_RUNS=3 runs each)
 	$(VENV_BIN)/python -m bench.ingest_throughput --runs $(BENCH_RUNS)
 	$(VENV_BIN)/python -m bench.stack_footprint --runs $(BENCH_RUNS)
+	$(VENV_BIN)/python -m bench.trigger_cost
 	$(VENV_BIN)/python -m bench.stream_worker --runs $(BENCH_RUNS)
 	$(VENV_BIN)/python -m bench.dashboard_queries
 	$(VENV_BIN)/python -m bench.backfill

@@ -98,14 +98,17 @@ def run_environment(state_dir: Path) -> dict[str, str]:
     return ENVIRONMENT | {"COINSTREAM_STATE_DIR": str(state_dir)}
 
 
-def start_make_run(state_dir: Path) -> tuple[subprocess.Popen[bytes], Path]:
-    """``make run`` in a session of its own (as in a terminal), its output in a file."""
+def start_make_run(
+    state_dir: Path, extra: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """``make run`` in a session of its own (as in a terminal), its output in a file; ``extra``
+    settings on top of the benchmark's."""
     log_path = state_dir.parent / f"{state_dir.name}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             ["make", "run"],
             cwd=PROJECT_ROOT,
-            env=subprocess_environment(run_environment(state_dir)),
+            env=subprocess_environment(run_environment(state_dir) | (extra or {})),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
