@@ -103,6 +103,7 @@ def measure_trigger(trigger: float, warmup: float, window: float) -> tuple[float
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=1, help="make runs per trigger")
     parser.add_argument("--triggers", type=float, nargs="+", default=[1.0, 2.0, 5.0])
     parser.add_argument("--warmup-seconds", type=float, default=30.0)
     parser.add_argument("--window-seconds", type=float, default=60.0)
@@ -110,7 +111,10 @@ def main() -> int:
     machine = machine_info()
     figures = []
     for trigger in arguments.triggers:
-        loaded, idle = measure_trigger(trigger, arguments.warmup_seconds, arguments.window_seconds)
+        measured = [
+            measure_trigger(trigger, arguments.warmup_seconds, arguments.window_seconds)
+            for _ in range(arguments.runs)
+        ]
         figures += [
             Figure(
                 f"cpu_loaded_trigger_{trigger:g}s",
@@ -119,7 +123,7 @@ def main() -> int:
                 "every process under `make run` (user + system time from /proc), over "
                 f"{arguments.window_seconds:.0f} s once the first row was queryable and "
                 f"{arguments.warmup_seconds:.0f} s had passed; both ingestors polling.",
-                [loaded],
+                [loaded for loaded, _ in measured],
                 limit_key="one_core",
             ),
             Figure(
@@ -127,12 +131,18 @@ def main() -> int:
                 f"the stack's CPU idle, trigger {trigger:g} s",
                 "CPU-s/min",
                 "the same, with both ingestors paused (`coinstream pause`).",
-                [idle],
+                [idle for _, idle in measured],
                 limit_key="one_core",
             ),
         ]
     figures.append(
-        Figure("one_core", "one core, a whole minute", "CPU-s/min", "60 by definition.", [60.0])
+        Figure(
+            "one_core",
+            "one core, a whole minute",
+            "CPU-s/min",
+            "60 by definition.",
+            [60.0] * arguments.runs,
+        )
     )
     json_path = publish(
         "trigger_cost",
