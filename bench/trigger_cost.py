@@ -8,7 +8,10 @@ folder (as ``bench.stack_footprint`` starts it), and once the first asset row is
 1. at the default load (the simulator polled by both ingestors at their default interval), the
    CPU time (user + system, ``/proc/<pid>/stat``) of every process of the stack is read at the
    start and the end of ``--window-seconds``; the difference, per minute, is the figure;
-2. idle: both ingestors are paused through the control service (``coinstream pause``), the
+2. the same load with one dashboard page open: the page checks ``/api/status`` once per
+   trigger (its ``refresh_seconds``), here from a thread of the benchmark, and the window is
+   read again;
+3. idle: both ingestors are paused through the control service (``coinstream pause``), the
    worker's triggers find nothing new, and the same window is read again.
 
 Processes that end inside a window are left out of it (none do in a steady run). The limit
@@ -19,12 +22,16 @@ docs/benchmarks/trigger_cost.json and docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+
+import httpx
 
 from bench.process_memory import process_tree
 from bench.results import Figure, machine_info, publish
@@ -64,6 +71,31 @@ def cpu_per_minute(make_pid: int, seconds: float) -> float:
     return spent * 60.0 / seconds
 
 
+class DashboardPage:
+    """What an open dashboard page asks while nothing changes: ``/api/status`` every
+    ``seconds`` (the page's ``refresh_seconds``, the trigger)."""
+
+    def __init__(self, port: int, seconds: float) -> None:
+        self.url = f"http://127.0.0.1:{port}/api/status"
+        self.seconds = seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._check_forever, daemon=True)
+
+    def __enter__(self) -> DashboardPage:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _check_forever(self) -> None:
+        with httpx.Client(timeout=10) as client:
+            while not self._stop.wait(self.seconds):
+                with contextlib.suppress(httpx.HTTPError):
+                    client.get(self.url)
+
+
 def pause_ingestors(environment: dict[str, str]) -> None:
     """``coinstream pause`` for both ingestors, against this run's control service."""
     for name in INGESTORS:
@@ -76,8 +108,9 @@ def pause_ingestors(environment: dict[str, str]) -> None:
         )
 
 
-def measure_trigger(trigger: float, warmup: float, window: float) -> tuple[float, float]:
-    """(at the default load, idle) CPU-seconds a minute with the worker's trigger at ``trigger``."""
+def measure_trigger(trigger: float, warmup: float, window: float) -> tuple[float, float, float]:
+    """(at the default load, the same with a dashboard page open, idle) CPU-seconds a minute
+    with the worker's trigger at ``trigger``."""
     state_dir = BENCH_STATE_DIR / f"trigger-{trigger:g}"
     shutil.rmtree(state_dir, ignore_errors=True)
     state_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -92,13 +125,16 @@ def measure_trigger(trigger: float, warmup: float, window: float) -> tuple[float
         time.sleep(warmup)
         loaded = cpu_per_minute(make.pid, window)
         progress(f"  at the default load: {loaded:.1f} CPU-s a minute")
+        with DashboardPage(settings.dashboard_port, trigger):
+            with_page = cpu_per_minute(make.pid, window)
+        progress(f"  the same, a dashboard page open: {with_page:.1f} CPU-s a minute")
         pause_ingestors(environment)
         time.sleep(warmup / 2)  # the last polls and batches drain
         idle = cpu_per_minute(make.pid, window)
         progress(f"  idle (ingestors paused): {idle:.1f} CPU-s a minute")
     finally:
         stop_make_run(make, set(process_tree(make.pid)) - {make.pid})
-    return loaded, idle
+    return loaded, with_page, idle
 
 
 def main() -> int:
@@ -123,7 +159,16 @@ def main() -> int:
                 "every process under `make run` (user + system time from /proc), over "
                 f"{arguments.window_seconds:.0f} s once the first row was queryable and "
                 f"{arguments.warmup_seconds:.0f} s had passed; both ingestors polling.",
-                [loaded for loaded, _ in measured],
+                [loaded for loaded, _, _ in measured],
+                limit_key="one_core",
+            ),
+            Figure(
+                f"cpu_page_open_trigger_{trigger:g}s",
+                f"the stack's CPU with a dashboard page open, trigger {trigger:g} s",
+                "CPU-s/min",
+                "the same, while a thread asks `/api/status` once per trigger, as an open page"
+                " does.",
+                [with_page for _, with_page, _ in measured],
                 limit_key="one_core",
             ),
             Figure(
@@ -131,7 +176,7 @@ def main() -> int:
                 f"the stack's CPU idle, trigger {trigger:g} s",
                 "CPU-s/min",
                 "the same, with both ingestors paused (`coinstream pause`).",
-                [idle for _, idle in measured],
+                [idle for _, _, idle in measured],
                 limit_key="one_core",
             ),
         ]
