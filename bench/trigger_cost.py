@@ -151,34 +151,31 @@ def main() -> int:
             measure_trigger(trigger, arguments.warmup_seconds, arguments.window_seconds)
             for _ in range(arguments.runs)
         ]
+        loaded_how = (
+            "every process under `make run` (user + system time from /proc), over "
+            f"{arguments.window_seconds:.0f} s once the first row was queryable and "
+            f"{arguments.warmup_seconds:.0f} s had passed; both ingestors polling."
+        )
+        windows = [
+            ("loaded", "at the default load", loaded_how),
+            (
+                "page_open",
+                "with a dashboard page open",
+                "the same, while a thread asks `/api/status` once per trigger, as an open page "
+                "does.",
+            ),
+            ("idle", "idle", "the same, with both ingestors paused (`coinstream pause`)."),
+        ]
         figures += [
             Figure(
-                f"cpu_loaded_trigger_{trigger:g}s",
-                f"the stack's CPU at the default load, trigger {trigger:g} s",
+                f"cpu_{key}_trigger_{trigger:g}s",
+                f"the stack's CPU {label}, trigger {trigger:g} s",
                 "CPU-s/min",
-                "every process under `make run` (user + system time from /proc), over "
-                f"{arguments.window_seconds:.0f} s once the first row was queryable and "
-                f"{arguments.warmup_seconds:.0f} s had passed; both ingestors polling.",
-                [loaded for loaded, _, _ in measured],
+                how,
+                [run[index] for run in measured],
                 limit_key="one_core",
-            ),
-            Figure(
-                f"cpu_page_open_trigger_{trigger:g}s",
-                f"the stack's CPU with a dashboard page open, trigger {trigger:g} s",
-                "CPU-s/min",
-                "the same, while a thread asks `/api/status` once per trigger, as an open page"
-                " does.",
-                [with_page for _, with_page, _ in measured],
-                limit_key="one_core",
-            ),
-            Figure(
-                f"cpu_idle_trigger_{trigger:g}s",
-                f"the stack's CPU idle, trigger {trigger:g} s",
-                "CPU-s/min",
-                "the same, with both ingestors paused (`coinstream pause`).",
-                [idle for _, _, idle in measured],
-                limit_key="one_core",
-            ),
+            )
+            for index, (key, label, how) in enumerate(windows)
         ]
     figures.append(
         Figure(
