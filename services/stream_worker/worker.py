@@ -235,8 +235,7 @@ class StreamWorker:
         self._stopping.set()
         query = self._query
         if query is not None and query.isActive:
-            self._query_stopping.set()
-            query.stop()
+            self._stop_query(query)
 
     def _run_query(self) -> None:
         """Run until ``stop``, obeying the desired state the control service sets.
@@ -333,6 +332,10 @@ class StreamWorker:
             and time.monotonic() < deadline
         ):
             time.sleep(0.1)
+        self._stop_query(query)
+
+    def _stop_query(self, query: StreamingQuery) -> None:
+        """Stop the query now, a batch in progress interrupted (``interrupted_batch``)."""
         self._query_stopping.set()
         query.stop()
 
@@ -344,8 +347,7 @@ class StreamWorker:
         the query and Spark."""
         if self._query is not None and self._query.isActive:
             if self._lease_lost is not None:
-                self._query_stopping.set()
-                self._query.stop()
+                self._stop_query(self._query)
             else:
                 self._stop_query_gracefully(self._query)
         self.status.state = "STOPPED"
