@@ -70,6 +70,16 @@ class ManagedProcess:
                 self.process.wait()
         return self.process.returncode
 
+    def exit_status(self, timeout: float) -> int | None:
+        """The process's exit status once it ends within ``timeout`` seconds, else None: a test
+        asserting on it then fails with its own message (the log's tail) rather than a
+        ``TimeoutExpired`` that shows nothing of what the process was doing."""
+        assert self.process is not None
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
     def is_running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from shared.settings import PROJECT_ROOT
+from tests.harness.environment import offset_port
 from tests.harness.processes import subprocess_environment
 
 
@@ -24,19 +25,16 @@ def run_stack(command: str, environment: dict[str, str]) -> subprocess.Completed
     )
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def stack_environment(state_dir: Path) -> dict[str, str]:
+    """Ports of this test process's own, below the kernel's ephemeral range: a port the kernel
+    handed out for probing could be taken by any client's connection before the stack checks
+    it, and the stack would then rightly report it in use instead of the error under test."""
     return {
         "COINSTREAM_STATE_DIR": str(state_dir),
-        "COINSTREAM_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
-        "COINSTREAM_KAFKA_CONTROLLER_PORT": str(free_port()),
-        "COINSTREAM_BIGQUERY_EMULATOR_URL": f"http://127.0.0.1:{free_port()}",
-        "COINSTREAM_BIGQUERY_EMULATOR_GRPC_PORT": str(free_port()),
+        "COINSTREAM_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{offset_port(18150)}",
+        "COINSTREAM_KAFKA_CONTROLLER_PORT": str(offset_port(18151)),
+        "COINSTREAM_BIGQUERY_EMULATOR_URL": f"http://127.0.0.1:{offset_port(18152)}",
+        "COINSTREAM_BIGQUERY_EMULATOR_GRPC_PORT": str(offset_port(18153)),
     }
 
 
