@@ -13,7 +13,7 @@ import asyncio
 import functools
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -128,35 +128,53 @@ def test_lag_grows_while_the_worker_is_stopped_and_returns_to_zero(pipeline: Pip
 
 
 def test_freshness_is_seconds_since_the_newest_processing_timestamp(pipeline: Pipeline) -> None:
-    """The real worker writes rows; /freshness must agree with the warehouse's own newest row."""
+    """The real worker writes rows; /freshness must agree with the warehouse's own newest row.
+
+    Compared with the pipeline settled (ingestors paused, the worker caught up), so that the
+    newest row cannot move between the service's measurement and the test's own query."""
     api, settings = pipeline.api, pipeline.settings
     client = create_bigquery_client(settings)
 
-    def newest_age(schema: TableSchema) -> float:
+    def newest(schema: TableSchema) -> datetime:
         [row] = client.query(
             f"SELECT MAX(processing_timestamp) AS newest FROM `{table_id(settings, schema)}`"
         ).result()
-        newest: datetime = row["newest"]
-        return (datetime.now(UTC) - newest).total_seconds()
+        return row["newest"]  # type: ignore[no-any-return]
+
+    def reported() -> dict[str, Any]:
+        return {table["table"]: table for table in api.json("/freshness")["tables"]}
 
     wait_for(
-        lambda: all(table["exists"] for table in api.json("/freshness")["tables"]),
+        lambda: all(table["exists"] for table in reported().values()),
         "for the worker to create and fill the tables",
         120,
     )
     wait_for(
-        lambda: all(
-            (table["seconds_since_newest"] or 1e9) < 60
-            for table in api.json("/freshness")["tables"]
-        ),
+        lambda: all((table["seconds_since_newest"] or 1e9) < 60 for table in reported().values()),
         "for fresh rows in both tables",
         120,
     )
-    report = {table["table"]: table for table in api.json("/freshness")["tables"]}
-    assert set(report) == {"assets", "exchanges"}
-    for schema in (ASSETS, EXCHANGES):
-        # The service refreshes every 2 s; the worker writes every second or so.
-        assert abs(report[schema.table]["seconds_since_newest"] - newest_age(schema)) < 15
+    pipeline.settle()
+    try:
+        warehouse = {schema.table: newest(schema) for schema in (ASSETS, EXCHANGES)}
+
+        def agrees() -> bool:
+            return all(
+                datetime.fromisoformat(table["newest_processing_timestamp"]) == warehouse[name]
+                for name, table in reported().items()
+            )
+
+        # The service measures every 2 s: its first measurement after the last write agrees.
+        wait_for(agrees, "/freshness to report the warehouse's newest rows", 30)
+        answer = api.json("/freshness")
+        measured_at = datetime.fromisoformat(answer["measured_at"])
+        assert {table["table"] for table in answer["tables"]} == {"assets", "exchanges"}
+        for table in answer["tables"]:
+            since = (measured_at - warehouse[table["table"]]).total_seconds()
+            # Each table's age is taken as its own query returns, just after ``measured_at``.
+            assert since <= table["seconds_since_newest"] < since + 5, table
+    finally:
+        pipeline.resume_ingestors()
 
 
 def test_the_dashboard_shows_what_the_pipeline_wrote(pipeline: Pipeline) -> None:
