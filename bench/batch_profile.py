@@ -177,7 +177,8 @@ def main() -> int:
     worker = ManagedProcess(
         "stream-worker",
         [sys.executable, "-m", "services.stream_worker"],
-        settings_environment,
+        # Every batch's line, which the worker logs at DEBUG after its first.
+        {**settings_environment, "COINSTREAM_LOG_LEVEL": "DEBUG"},
         BENCH_STATE_DIR / "logs",
     )
     health = f"http://127.0.0.1:{settings.stream_worker_port}/healthz"

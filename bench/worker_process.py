@@ -88,7 +88,8 @@ class BenchWorker(StreamWorkerProcess):
             name,
             environment,
             port,
-            overrides,
+            # The bench reads every batch's line, which the worker logs at DEBUG after its first.
+            {"COINSTREAM_LOG_LEVEL": "DEBUG", **overrides},
             state_dir=state_dir,
             label="bench",
             own_topics=False,

@@ -38,6 +38,7 @@ from deploy.local.run_policy import (
     stop_seconds,
     stop_stage,
 )
+from shared.logging import resolved_format
 from shared.settings import PROJECT_ROOT, Settings
 from shared.supervised_processes import (
     SupervisedProcess,
@@ -289,9 +290,11 @@ def _kill_group(pid: int) -> None:
 def run(settings: Settings) -> int:
     """Run the local pipeline until Ctrl-C, SIGTERM, or a process that keeps failing."""
     control_environment = control_access_environment(settings)
+    # The processes write to a pipe to this one; whether people read them is this terminal's.
+    log_format = resolved_format(settings.log_format, sys.stdout)
     processes: dict[str, Process] = {}
     for name, command in local_processes(settings).items():
-        environment = dict(os.environ)
+        environment = {**os.environ, "COINSTREAM_LOG_FORMAT": log_format}
         if name == "control":
             # Only the control service gets the token; no other process needs it.
             environment.update(control_environment)

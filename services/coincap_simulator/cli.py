@@ -27,8 +27,7 @@ logger = logging.getLogger(__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Serve the simulator as ``argv`` says, until Ctrl-C, logging JSON lines like every
-    service."""
+    """Serve the simulator as ``argv`` says, until Ctrl-C, logging as every service does."""
     settings = get_settings(CoinCapSettings)
     parser = argparse.ArgumentParser(
         prog="python -m services.coincap_simulator",
@@ -46,7 +45,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=[],
         help='a fault knob as JSON, e.g. \'{"mode": "quota_exhausted"}\' (repeatable)',
     )
-    parser.add_argument("--log-level", default=settings.log_level)
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        default=settings.log_level,
+    )
     parser.add_argument(
         "--access-log", action="store_true", help="log every HTTP request (off: too chatty)"
     )
@@ -54,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.tick_seconds <= 0:
         parser.error(f"--tick-seconds must be positive, got {args.tick_seconds}")
 
-    configure_logging("coincap-simulator", args.log_level)
+    configure_logging("coincap-simulator", args.log_level, settings.log_format)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     app = create_app(
         api_key=args.api_key, tick_seconds=args.tick_seconds, seed=seed, faults=args.fault

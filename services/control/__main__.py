@@ -17,7 +17,7 @@ logger = logging.getLogger("services.control")
 
 def main() -> None:
     settings = load_settings_or_exit(ControlServiceSettings)
-    configure_logging("control", settings.log_level)
+    configure_logging("control", settings.log_level, settings.log_format)
     try:
         app = create_app(settings)
     except StartupRefused as refusal:

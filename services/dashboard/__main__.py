@@ -17,7 +17,7 @@ logger = logging.getLogger("services.dashboard")
 
 def main() -> None:
     settings = load_settings_or_exit(DashboardServiceSettings)
-    configure_logging("dashboard", settings.log_level)
+    configure_logging("dashboard", settings.log_level, settings.log_format)
     try:
         app = create_app(settings)
     except MissingAssets as error:

@@ -70,7 +70,7 @@ def create_app(ingestor: Ingestor) -> FastAPI:
 
 def run_ingestor(spec: IngestorSpec, settings: IngestorSettings, port: int) -> None:
     """Run one ingestor until SIGTERM or Ctrl-C."""
-    configure_logging(spec.name, settings.log_level)
+    configure_logging(spec.name, settings.log_level, settings.log_format)
 
     def observe(endpoint: str, status: int | str, seconds: float) -> None:
         metrics.COINCAP_REQUESTS.labels(endpoint, str(status)).inc()

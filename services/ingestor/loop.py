@@ -45,6 +45,7 @@ from shared.envelope import (
     dead_letter_message,
     record_or_dead_letter,
 )
+from shared.log_summary import MinuteSummary, SummaryWindow
 from shared.settings import IngestorSettings
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ class Ingestor:
         """STARTING (desired state not read yet), RUNNING, PAUSED, STOPPED or FAILED."""
         self.polls_succeeded = 0
         self.polls_failed = 0
+        self.poll_summary = MinuteSummary(logger, self._describe_polls)
+        """The first poll's line at INFO, the rest at DEBUG, one INFO line a minute."""
         self.last_poll_id: str | None = None
         self.last_successful_poll_at: datetime | None = None
         self.last_error: str | None = None
@@ -312,7 +315,8 @@ class Ingestor:
         self.last_successful_poll_at = datetime.fromtimestamp(fetched_at_ms / 1000, UTC)
         metrics.POLLS.labels(self.spec.name, "ok").inc()
         metrics.LAST_SUCCESSFUL_POLL.labels(self.spec.name).set(fetched_at_ms / 1000)
-        logger.info(
+        logger.log(
+            self.poll_summary.line_level(),
             "%s: poll %s fetched %d records in %d call(s)",
             self.spec.name,
             poll_id,
@@ -325,7 +329,14 @@ class Ingestor:
                 "records": len(result.records),
             },
         )
+        self.poll_summary.add({"records": len(result.records)})
         return poll
+
+    def _describe_polls(self, window: SummaryWindow) -> str:
+        return (
+            f"{self.spec.name}: {window.events} poll(s) in the last {window.seconds:.0f} s, "
+            f"{window.totals['records']} records fetched; {self.polls_failed} failed since start"
+        )
 
     def _messages_for(self, context: PollContext, records: list[Any]) -> list[OutgoingMessage]:
         """One message per record: its data message, or its dead letter with the reason. Never

@@ -31,7 +31,7 @@ EXIT_CHECKPOINT_HELD = 3
 
 def main() -> None:
     settings = load_settings_or_exit(WorkerSettings)
-    configure_logging("stream-worker", settings.log_level)
+    configure_logging("stream-worker", settings.log_level, settings.log_format)
     worker = StreamWorker(settings)
 
     def stop(signum: int, frame: FrameType | None) -> None:

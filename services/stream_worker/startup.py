@@ -31,6 +31,8 @@ from shared.warehouse import (
 logger = logging.getLogger(__name__)
 
 DEPENDENCY_PATIENCE_SECONDS = 300.0
+START_GRACE_SECONDS = 30.0
+"""How long Kafka and the warehouse may take to answer before the wait is worth a warning."""
 
 
 def checkpoint_bound_to_this_machine(settings: WorkerSettings) -> bool:
@@ -77,11 +79,19 @@ def prepare_dependencies(
         error = state.outcome.exception() if state.outcome else None
         reason = f"waiting for Kafka and the warehouse: {error}"
         on_wait(reason)
-        logger.warning("%s; trying again in %.0f s", reason, state.upcoming_sleep)
+        # A normal start: they start beside the worker, and answer within seconds. One line
+        # says so; a wait past the grace period is worth a warning at each try.
+        if state.seconds_since_start and state.seconds_since_start >= START_GRACE_SECONDS:
+            level = logging.WARNING
+        else:
+            level = logging.INFO if state.attempt_number == 1 else logging.DEBUG
+        logger.log(level, "%s; trying again in %.1f s", reason, state.upcoming_sleep)
 
     for attempt in Retrying(
         stop=stop_after_delay(DEPENDENCY_PATIENCE_SECONDS),
-        wait=wait_exponential(multiplier=1, max=10),
+        # Tries are cheap (a refused connection), and the first rows wait on the one that
+        # succeeds: every 2 s at most.
+        wait=wait_exponential(multiplier=0.25, max=2),
         retry=retry_if_not_exception_type(WarehouseIncompatible),
         before_sleep=log_wait,
         reraise=True,

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +35,7 @@ from services.stream_worker.interrupted_batch import (
 )
 from services.stream_worker.jars import worker_jars
 from services.stream_worker.kafka_source import kafka_source_options
-from services.stream_worker.micro_batch import BatchProcessor
+from services.stream_worker.micro_batch import BatchProcessor, describe_batches
 from services.stream_worker.offsets import OffsetCommitter
 from services.stream_worker.sinks import create_sink
 from services.stream_worker.spark import build_spark_session
@@ -43,6 +44,7 @@ from services.stream_worker.startup import (
     warn_if_checkpoint_bound_to_this_machine,
 )
 from shared.control_state import Desired, DesiredStateThread, restart_requested
+from shared.log_summary import MinuteSummary
 from shared.settings import WorkerSettings
 from shared.warehouse import dataset_id
 
@@ -101,6 +103,8 @@ class StreamWorker:
         self._failures_in_a_row = 0
         self._lease_lost: LeaseLost | None = None
         """Set when another worker may hold the checkpoint now: nothing more may be written."""
+        self._batch_summary = MinuteSummary(logger, describe_batches)
+        """The first batch's line at INFO, the rest at DEBUG, one INFO line a minute."""
 
     # --- the micro-batch -----------------------------------------------------------------------
 
@@ -129,7 +133,7 @@ class StreamWorker:
         self.status.last_batch_id = batch_id
         self.status.last_batch_at = datetime.now(UTC)
         self.status.last_batch_rows = done.rows
-        done.report(spark_trigger)
+        done.report(spark_trigger, self._batch_summary)
 
     def _ensure_may_write(self) -> None:
         """Raise ``LeaseLost`` once another worker may hold the checkpoint."""
@@ -139,12 +143,20 @@ class StreamWorker:
     # --- the query -----------------------------------------------------------------------------
 
     def _setup(self) -> SparkSession:
-        """Once per process: Kafka and the warehouse ready, Spark up, the sink prepared."""
+        """Once per process: Kafka and the warehouse ready, Spark up, the sink prepared.
+
+        Spark's session (its JVM, some seconds) starts while the worker waits for Kafka and the
+        warehouse, which under ``make run`` start beside it: the first batch waits for the
+        later of the two, not for their sum."""
         warn_if_checkpoint_bound_to_this_machine(self.settings)
-        client = prepare_dependencies(self.settings, on_wait=self._note_waiting)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spark-start") as starter:
+            spark_started = starter.submit(
+                build_spark_session, self.settings, QUERY_NAME, worker_jars(self.settings)
+            )
+            client = prepare_dependencies(self.settings, on_wait=self._note_waiting)
+            spark = spark_started.result()
         self.status.last_error = None
         self._committer = OffsetCommitter(self.settings)
-        spark = build_spark_session(self.settings, QUERY_NAME, worker_jars(self.settings))
         self._checkpoint = Checkpoint(spark, self.settings.checkpoint_location)
         sink = create_sink(self.settings, client, self._checkpoint)
         sink.prepare()

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -34,7 +35,30 @@ class CommonSettings(BaseSettings):
         default=PROJECT_ROOT / ".cache",
         description="Where setup puts downloaded jars; runs after setup need no network.",
     )
-    log_level: str = Field(
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO",
-        description="Log level of every coinstream service.",
+        description=(
+            "Log level of every coinstream service: DEBUG adds a line per poll and per micro-batch "
+            "(at INFO, the first of each and then one summary a minute); libraries stay at INFO."
+        ),
     )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description=(
+            "How services write their lines: `json` (one object per line, for Compose, files and "
+            "log collectors), `console` (level and message, coloured unless NO_COLOR is set), or "
+            "`auto`: console when the output (`make run`'s terminal) is a terminal, else JSON."
+        ),
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: object) -> object:
+        """``debug`` means DEBUG."""
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _format_in_any_case(cls, value: object) -> object:
+        """``Console`` means console."""
+        return value.strip().lower() if isinstance(value, str) else value

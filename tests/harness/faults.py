@@ -23,7 +23,9 @@ def fault_suite_pipeline(name: str) -> Pipeline:
     real-looking API key), both ingestors, the stream worker, control (with a token) and the
     dashboard, on the session's broker and emulator; not started yet."""
     services = [service for service in EVERY_SERVICE if service != "prometheus"]
-    return Pipeline(name, FAULT_SUITE_BASE_PORT, services=services)
+    # The kills are timed by each poll's "fetched" line, logged at DEBUG after the first.
+    debug = {"COINSTREAM_LOG_LEVEL": "DEBUG"}
+    return Pipeline(name, FAULT_SUITE_BASE_PORT, services=services, overrides=debug)
 
 
 STORM: list[dict[str, Any]] = [

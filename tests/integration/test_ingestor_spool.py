@@ -65,6 +65,8 @@ def asset_ingestor(stoppable_stack: LocalStack, simulator: str) -> Iterator[Mana
             "COINSTREAM_TOPIC_ASSETS": f"test.spool.assets.{suffix}",
             "COINSTREAM_POLL_INTERVAL_SECONDS": "1",
             "COINSTREAM_INGEST_SPOOL_DIR": str(TEST_STATE_DIR / f"spool-{suffix}"),
+            # Every poll's "fetched" line, which the ingestor logs at DEBUG after its first.
+            "COINSTREAM_LOG_LEVEL": "DEBUG",
         },
         TEST_STATE_DIR / "logs",
     )
