@@ -25,6 +25,11 @@ from shared.settings import KafkaSettings
 logger = logging.getLogger(__name__)
 
 TOPIC_ALREADY_EXISTS = 36
+START_GRACE_SECONDS = 30.0
+"""How long after a process starts Kafka may take to answer before waiting on it is worth a
+warning: under ``make run`` and Compose the broker starts beside every service, and on a
+2-core machine answers some 10 s later. Before that, one INFO line says what the process waits
+for."""
 HOUR_MS = 3600 * 1000
 
 

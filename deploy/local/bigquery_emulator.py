@@ -54,9 +54,10 @@ def bigquery_emulator_command(settings: Settings) -> tuple[list[str], dict[str, 
     data_dir = bigquery_data_dir(settings)
     data_dir.mkdir(parents=True, exist_ok=True)
     check_bigquery_state(settings)
-    executable = Path(sys.executable).parent / "bqemulator"
     argv = [
-        str(executable),
+        sys.executable,
+        "-m",
+        "deploy.local.bigquery_emulator_cli",
         "start",
         "--persistent",
         "--data-dir",

@@ -25,6 +25,7 @@ from services.control.errors import DependencyUnavailable
 from services.control.freshness import FreshnessReader
 from services.control.models import ComponentStatus, FreshnessReport, LagReport, ObservedState
 from shared.control_state import Desired
+from shared.kafka import START_GRACE_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -206,6 +207,13 @@ class MetricsRefresher:
         self.interval = settings.control_refresh_seconds
         self.freshness_interval = settings.control_freshness_refresh_seconds
         self._freshness_due = 0.0
+        self._started = time.monotonic()
+
+    def _problem_level(self) -> int:
+        """INFO while Kafka and the warehouse may still be starting beside this service, then
+        WARNING."""
+        starting = time.monotonic() - self._started < START_GRACE_SECONDS
+        return logging.INFO if starting else logging.WARNING
 
     async def run(self) -> None:
         while True:
@@ -227,7 +235,7 @@ class MetricsRefresher:
             lag, kafka_up = await self.lag.report(), True
         except DependencyUnavailable as error:
             if kafka_up is not False:
-                logger.warning("lag metrics: %s", error.detail)
+                logger.log(self._problem_level(), "lag metrics: %s", error.detail)
             lag, kafka_up = None, False
         freshness, warehouse_up = snapshot.freshness, snapshot.warehouse_up
         if time.monotonic() >= self._freshness_due:
@@ -236,7 +244,7 @@ class MetricsRefresher:
                 freshness, warehouse_up = await self.freshness.report(), True
             except DependencyUnavailable as error:
                 if warehouse_up is not False:
-                    logger.warning("freshness metrics: %s", error.detail)
+                    logger.log(self._problem_level(), "freshness metrics: %s", error.detail)
                 # Keep the last figures: freshness keeps growing from them, as staleness does.
                 warehouse_up = False
         self.collector.snapshot = Snapshot(

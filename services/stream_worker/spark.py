@@ -20,6 +20,7 @@ from pyspark.sql import SparkSession
 from shared.settings import WorkerSettings
 
 MIB = 2**20
+DRIVER_LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 
 # The Hadoop that pyspark ships (3.5) describes its own ``fs.gs.*`` defaults with size suffixes
 # ("64m"), which the Cloud Storage connector reads as plain numbers and fails on; these are the
@@ -90,6 +91,13 @@ def build_spark_session(settings: WorkerSettings, app_name: str, jars: list[Path
         .config("spark.sql.streaming.metricsEnabled", "true")
         # Arrow makes toArrow() and the warehouse load fast.
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        # The driver's logging (log4j2.properties beside this module): no banner, and none of
+        # the WARN lines a normal start printed. Default options, so that a COINSTREAM_SPARK_CONF
+        # with spark.driver.extraJavaOptions adds to them rather than drop them.
+        .config(
+            "spark.driver.defaultJavaOptions",
+            f"-Dlog4j2.configurationFile={DRIVER_LOG4J_CONFIG.as_uri()}",
+        )
     )
     if jars:
         builder = builder.config("spark.jars", ",".join(str(jar) for jar in jars))

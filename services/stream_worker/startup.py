@@ -17,7 +17,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from shared.kafka import ensure_topics, pipeline_topics
+from shared.kafka import START_GRACE_SECONDS, ensure_topics, pipeline_topics
 from shared.settings import WorkerSettings
 from shared.warehouse import (
     WarehouseIncompatible,
@@ -31,8 +31,6 @@ from shared.warehouse import (
 logger = logging.getLogger(__name__)
 
 DEPENDENCY_PATIENCE_SECONDS = 300.0
-START_GRACE_SECONDS = 30.0
-"""How long Kafka and the warehouse may take to answer before the wait is worth a warning."""
 
 
 def checkpoint_bound_to_this_machine(settings: WorkerSettings) -> bool:

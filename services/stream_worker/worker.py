@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -145,15 +145,30 @@ class StreamWorker:
     def _setup(self) -> SparkSession:
         """Once per process: Kafka and the warehouse ready, Spark up, the sink prepared.
 
-        Spark's session (its JVM, some seconds) starts while the worker waits for Kafka and the
-        warehouse, which under ``make run`` start beside it: the first batch waits for the
-        later of the two, not for their sum."""
+        When Kafka or the warehouse does not answer at once (under ``make run`` they start
+        beside the worker), Spark's session (its JVM, some seconds) starts while the worker
+        waits for them: the first batch waits for the later of the two, not for their sum. A
+        warehouse that can never do (``WarehouseIncompatible``) is found before any JVM starts.
+        """
         warn_if_checkpoint_bound_to_this_machine(self.settings)
+        settings = self.settings
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spark-start") as starter:
-            spark_started = starter.submit(
-                build_spark_session, self.settings, QUERY_NAME, worker_jars(self.settings)
-            )
-            client = prepare_dependencies(self.settings, on_wait=self._note_waiting)
+            spark_started: Future[SparkSession] | None = None
+
+            def waiting(reason: str) -> None:
+                nonlocal spark_started
+                self._note_waiting(reason)
+                if spark_started is None:
+                    jars = worker_jars(settings)
+                    spark_started = starter.submit(build_spark_session, settings, QUERY_NAME, jars)
+
+            client = prepare_dependencies(settings, on_wait=waiting)
+            if spark_started is None:
+                # Started off the main thread either way: there pyspark leaves the worker's own
+                # SIGINT handler (a clean stop) in place instead of its own.
+                spark_started = starter.submit(
+                    build_spark_session, settings, QUERY_NAME, worker_jars(settings)
+                )
             spark = spark_started.result()
         self.status.last_error = None
         self._committer = OffsetCommitter(self.settings)

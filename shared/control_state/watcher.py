@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from types import MappingProxyType
@@ -19,12 +20,18 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from shared.control_state.models import DesiredState, control_topic, with_defaults
-from shared.kafka import ensure_topics, kafka_client_config, topic_partitions
+from shared.kafka import (
+    START_GRACE_SECONDS,
+    ensure_topics,
+    kafka_client_config,
+    topic_partitions,
+)
 from shared.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
 
 RECONNECT_MAX_SECONDS = 10.0
+FIRST_RECONNECT_SECONDS = 0.5
 FETCH_WAIT_MS = 500
 
 
@@ -101,14 +108,26 @@ class DesiredStateWatcher:
             await self._progress.wait_for(reached)
 
     async def _follow(self) -> None:
-        backoff = 0.5
+        started = time.monotonic()
+        ever_connected = False
+        warned = False  # about the outage in progress
+        backoff = FIRST_RECONNECT_SECONDS
         while True:
-            if self.connected:
-                backoff = 0.5  # it worked for a while: retry quickly once more
             try:
                 await self._read_until_failure()
             except (KafkaError, OSError) as error:
-                if self.connected or self.last_error is None:
+                if self.connected:  # an outage begins
+                    ever_connected, warned = True, False
+                    backoff = FIRST_RECONNECT_SECONDS  # it worked for a while: retry quickly
+                starting = not ever_connected and time.monotonic() - started < START_GRACE_SECONDS
+                if starting and self.last_error is None:
+                    logger.info(
+                        "waiting for Kafka to read desired states from %s (%s)",
+                        self.settings.topic_control,
+                        error or type(error).__name__,
+                    )
+                elif not starting and not warned:
+                    warned = True
                     logger.warning(
                         "cannot read desired states from %s: %s; keeping the last known ones "
                         "and retrying",
@@ -117,7 +136,13 @@ class DesiredStateWatcher:
                     )
                 self.connected = False
                 self.last_error = f"{type(error).__name__}: {error}"
+                if starting:
+                    # The broker is starting beside this process: whatever waits for the
+                    # desired states (the first poll) waits on the try that succeeds.
+                    await asyncio.sleep(FIRST_RECONNECT_SECONDS)
+                    continue
             except Exception as error:
+                ever_connected = ever_connected or self.connected
                 # Not Kafka's doing: say so loudly, but keep following rather than go deaf.
                 logger.exception("reading %s failed", self.settings.topic_control)
                 self.connected = False

@@ -53,6 +53,8 @@ def asset_ingestor(stoppable_stack: LocalStack, simulator: str) -> Iterator[Mana
             "COINSTREAM_ASSET_INGESTOR_PORT": str(INGESTOR_PORT),
             "COINSTREAM_TOPIC_ASSETS": topic,
             "COINSTREAM_POLL_INTERVAL_SECONDS": "1",
+            # Every poll's "fetched" line, which the ingestor logs at DEBUG after its first.
+            "COINSTREAM_LOG_LEVEL": "DEBUG",
         },
         TEST_STATE_DIR / "logs",
     )

@@ -133,6 +133,19 @@ def test_records_reach_the_warehouse_and_the_terminal_shows_our_lines_only(
     assert "Received command" not in output
     assert "state.change.logger" not in output
     assert "Application startup complete" not in output
+    # Nor the warnings every start printed, none of which a person acts on: Spark's banner and
+    # its native-library, adaptive-execution, truncated-plan and falling-behind warnings, the
+    # broker's first controller activation, the emulator's list of its translation rules.
+    for start_chatter in (
+        "Using Spark's default log4j profile",
+        "NativeCodeLoader",
+        "spark.sql.adaptive.enabled is not supported",
+        "Truncated the string representation",
+        "is falling behind",
+        "Performing controller activation",
+        "sql.translator.init",
+    ):
+        assert start_chatter not in output
 
 
 def test_ctrl_c_stops_in_order_each_within_its_time_leaving_no_process(make_run: MakeRun) -> None:
