@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import FrameType
+from typing import TextIO
 
 from honcho.printer import Message, Printer
 from honcho.process import Process
@@ -81,6 +82,35 @@ def local_processes(settings: Settings) -> dict[str, str]:
     return processes
 
 
+class TerminalOutput:
+    """``make run``'s terminal, which can go away before the stack has stopped: a closed
+    terminal window sends SIGHUP, and every later write to it fails. A failed write is dropped
+    (and the rest with it), so that the stop goes on to the last process instead of ending
+    with the supervisor's traceback and half the stack still running."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                self.stream.write(text)
+            except (OSError, ValueError):  # EIO or EPIPE; ValueError once it is closed
+                self.gone = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except (OSError, ValueError):
+                self.gone = True
+
+    def isatty(self) -> bool:
+        return not self.gone and self.stream.isatty()
+
+
 @dataclass
 class Supervised:
     """One process of the stack and what the supervisor knows of it."""
@@ -109,7 +139,7 @@ class Supervisor:
     def __init__(self, settings: Settings, processes: dict[str, Process]) -> None:
         self.settings = settings
         self.events: queue.Queue[Message] = queue.Queue()
-        self.printer = Printer(sys.stdout, colour=sys.stdout.isatty())
+        self.printer = Printer(TerminalOutput(sys.stdout), colour=sys.stdout.isatty())
         self.printer.width = max(len(name) for name in [SUPERVISOR_NAME, *processes])
         self.processes = {
             name: Supervised(
