@@ -10,9 +10,13 @@ run` (a killed service comes back, Ctrl-C stops in order) is checked on the real
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import re
 import signal
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +25,7 @@ import pytest
 from deploy.local import stack, supervisor
 from shared.settings import Settings
 from tests.harness.make_run import is_alive
+from tests.harness.waiting import wait_for
 
 FAILING = "coincap-simulator"
 # One process for each stage of the shutdown: ingestors, readers, infrastructure.
@@ -75,4 +80,56 @@ def test_a_service_that_keeps_failing_stops_the_stack_naming_it(
     started = [int(pid) for _, pid in STARTED_PID.findall(output)]
     assert len(started) == len(STEADY) + 2  # the failing one twice
     assert [pid for pid in started if is_alive(pid)] == []
+    assert not (tmp_path / "state" / "run-processes.json").exists()
+
+
+class ClosingTerminal(io.StringIO):
+    """A terminal window that is closed: once ``closed_window`` is set, every write fails as
+    writes to a hung-up terminal do (EIO)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed_window = threading.Event()
+
+    def write(self, text: str) -> int:
+        if self.closed_window.is_set():
+            raise OSError(errno.EIO, "Input/output error")
+        return super().write(text)
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_closed_terminal_still_stops_every_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signal_handlers_kept: None
+) -> None:
+    """Closing the terminal sends SIGHUP, and nothing can be written to it any more: the stop
+    goes on to the last process all the same."""
+    for name in [name for name in os.environ if name.startswith("COINSTREAM_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("COINSTREAM_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setattr(
+        supervisor, "local_processes", lambda settings: dict.fromkeys(STEADY, "sleep 300")
+    )
+    terminal = ClosingTerminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+
+    def close_the_window() -> None:
+        wait_for(
+            lambda: len(STARTED_PID.findall(terminal.getvalue())) == len(STEADY),
+            "every process to start",
+            30,
+        )
+        terminal.closed_window.set()
+        os.kill(os.getpid(), signal.SIGHUP)
+
+    closer = threading.Thread(target=close_the_window)
+    closer.start()
+    exit_status = stack.main(["run"])
+    closer.join()
+
+    assert exit_status == 0
+    started = [int(pid) for _, pid in STARTED_PID.findall(terminal.getvalue())]
+    assert len(started) == len(STEADY)
+    wait_for(lambda: not any(is_alive(pid) for pid in started), "every process to be gone", 10)
     assert not (tmp_path / "state" / "run-processes.json").exists()
