@@ -151,7 +151,6 @@ class StreamWorker:
         warehouse that can never do (``WarehouseIncompatible``) is found before any JVM starts.
         """
         warn_if_checkpoint_bound_to_this_machine(self.settings)
-        settings = self.settings
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spark-start") as starter:
             spark_started: Future[SparkSession] | None = None
 
@@ -159,16 +158,13 @@ class StreamWorker:
                 nonlocal spark_started
                 self._note_waiting(reason)
                 if spark_started is None:
-                    jars = worker_jars(settings)
-                    spark_started = starter.submit(build_spark_session, settings, QUERY_NAME, jars)
+                    spark_started = starter.submit(self._start_spark)
 
-            client = prepare_dependencies(settings, on_wait=waiting)
+            client = prepare_dependencies(self.settings, on_wait=waiting)
             if spark_started is None:
                 # Started off the main thread either way: there pyspark leaves the worker's own
                 # SIGINT handler (a clean stop) in place instead of its own.
-                spark_started = starter.submit(
-                    build_spark_session, settings, QUERY_NAME, worker_jars(settings)
-                )
+                spark_started = starter.submit(self._start_spark)
             spark = spark_started.result()
         self.status.last_error = None
         self._committer = OffsetCommitter(self.settings)
@@ -177,6 +173,17 @@ class StreamWorker:
         sink.prepare()
         self._batches = BatchProcessor(
             self.settings, spark, sink, self._committer, self._checkpoint, self._ensure_may_write
+        )
+        return spark
+
+    def _start_spark(self) -> SparkSession:
+        started = time.monotonic()
+        spark = build_spark_session(self.settings, QUERY_NAME, worker_jars(self.settings))
+        logger.info(
+            "Spark %s up in %.1f s (master %s)",
+            spark.version,
+            time.monotonic() - started,
+            self.settings.spark_master_url,
         )
         return spark
 
