@@ -279,9 +279,13 @@ class StreamWorker:
         is consumed until the desired state is RUNNING again. A restart request (a new
         ``restart_generation``) stops the query and starts it again.
         """
-        self._spark = self._setup()
         control = DesiredStateThread(self.settings, client_id="stream-worker-control")
-        control.start()
+        control.start()  # it reads the desired state while Spark starts
+        try:
+            self._spark = self._setup()
+        except BaseException:
+            control.stop()
+            raise
         while not control.wait_caught_up(5.0):
             if self._stopping.is_set():
                 control.stop()
