@@ -73,14 +73,20 @@ def prepare_dependencies(
     (``WarehouseIncompatible``) is raised at once, since no wait will fix it.
     """
 
+    next_warning = START_GRACE_SECONDS
+
     def log_wait(state: RetryCallState) -> None:
+        nonlocal next_warning
         error = state.outcome.exception() if state.outcome else None
         reason = f"waiting for Kafka and the warehouse: {error}"
         on_wait(reason)
         # A normal start: they start beside the worker, and answer within seconds. One line
-        # says so; a wait past the grace period is worth a warning at each try.
-        if state.seconds_since_start and state.seconds_since_start >= START_GRACE_SECONDS:
+        # says so; a wait past the grace period is worth a warning, once each grace period
+        # (the tries themselves come every 2 s).
+        waited = state.seconds_since_start or 0.0
+        if waited >= next_warning:
             level = logging.WARNING
+            next_warning = waited + START_GRACE_SECONDS
         else:
             level = logging.INFO if state.attempt_number == 1 else logging.DEBUG
         logger.log(level, "%s; trying again in %.1f s", reason, state.upcoming_sleep)
